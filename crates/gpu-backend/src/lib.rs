@@ -1,0 +1,1 @@
+//! The reranking backend; see issue 3.

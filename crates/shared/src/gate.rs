@@ -1,0 +1,142 @@
+//! The gate: keep an e-mail at the edge or forward it to the backend.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::taxonomy::Taxonomy;
+use crate::types::{Candidate, ForwardReason};
+
+/// Thresholds on the margin p(top1) − p(top2) of calibrated probabilities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateConfig {
+    /// Candidates reported (and forwarded) per e-mail.
+    pub top_k: usize,
+    /// Keep at the edge when the margin is at least this.
+    pub margin_threshold: f32,
+    /// Overrides of `margin_threshold` for a top label.
+    #[serde(default)]
+    pub per_label: BTreeMap<String, f32>,
+    /// The stricter threshold used when the two leading labels are confusable.
+    pub confusable_threshold: f32,
+    /// Unordered pairs of labels known to be confused (from a dev split).
+    #[serde(default)]
+    pub confusable_pairs: Vec<(String, String)>,
+    /// Also treat labels that share a parent in the taxonomy as confusable.
+    pub siblings_confusable: bool,
+}
+
+impl Default for GateConfig {
+    /// Forwards nothing until `mailsort calibrate` sets real thresholds.
+    fn default() -> Self {
+        Self {
+            top_k: 5,
+            margin_threshold: 0.0,
+            per_label: BTreeMap::new(),
+            confusable_threshold: 0.0,
+            confusable_pairs: Vec::new(),
+            siblings_confusable: false,
+        }
+    }
+}
+
+/// What the gate decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GateOutcome {
+    Keep,
+    Forward(ForwardReason),
+}
+
+impl GateConfig {
+    /// True when `a` and `b` are a known confusable pair or, if enabled, siblings.
+    pub fn confusable(&self, a: &str, b: &str, taxonomy: &Taxonomy) -> bool {
+        (self.siblings_confusable && taxonomy.are_siblings(a, b))
+            || self
+                .confusable_pairs
+                .iter()
+                .any(|(x, y)| (x == a && y == b) || (x == b && y == a))
+    }
+
+    /// Decides from candidates sorted by falling probability.
+    pub fn decide(&self, candidates: &[Candidate], taxonomy: &Taxonomy) -> GateOutcome {
+        let Some(first) = candidates.first() else {
+            return GateOutcome::Forward(ForwardReason::EmptyText);
+        };
+        let (second_label, p2) = candidates
+            .get(1)
+            .map(|c| (c.label.as_str(), c.probability))
+            .unwrap_or(("", 0.0));
+        let margin = first.probability - p2;
+        let threshold = *self
+            .per_label
+            .get(&first.label)
+            .unwrap_or(&self.margin_threshold);
+        if !second_label.is_empty()
+            && self.confusable(&first.label, second_label, taxonomy)
+            && margin < self.confusable_threshold.max(threshold)
+        {
+            return GateOutcome::Forward(ForwardReason::ConfusableSiblings {
+                first: first.label.clone(),
+                second: second_label.to_string(),
+                margin,
+                threshold: self.confusable_threshold.max(threshold),
+            });
+        }
+        if margin < threshold {
+            return GateOutcome::Forward(ForwardReason::LowMargin { margin, threshold });
+        }
+        GateOutcome::Keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(label: &str, p: f32) -> Candidate {
+        Candidate {
+            label: label.into(),
+            probability: p,
+        }
+    }
+
+    #[test]
+    fn margin_per_label_and_siblings() {
+        let tax = Taxonomy::from_training_labels([("a", Some("g")), ("b", Some("g")), ("c", None)])
+            .unwrap();
+        let mut gate = GateConfig {
+            margin_threshold: 0.3,
+            confusable_threshold: 0.6,
+            ..GateConfig::default()
+        };
+        assert_eq!(
+            gate.decide(&[c("a", 0.7), c("c", 0.2)], &tax),
+            GateOutcome::Keep
+        );
+        assert!(matches!(
+            gate.decide(&[c("a", 0.5), c("c", 0.4)], &tax),
+            GateOutcome::Forward(ForwardReason::LowMargin { .. })
+        ));
+        // Siblings only count once enabled.
+        assert_eq!(
+            gate.decide(&[c("a", 0.7), c("b", 0.2)], &tax),
+            GateOutcome::Keep
+        );
+        gate.siblings_confusable = true;
+        assert!(matches!(
+            gate.decide(&[c("a", 0.7), c("b", 0.2)], &tax),
+            GateOutcome::Forward(ForwardReason::ConfusableSiblings { .. })
+        ));
+        gate.per_label.insert("c".into(), 0.9);
+        assert!(matches!(
+            gate.decide(&[c("c", 0.8), c("a", 0.1)], &tax),
+            GateOutcome::Forward(_)
+        ));
+        gate.confusable_pairs.push(("c".into(), "a".into()));
+        assert!(gate.confusable("a", "c", &tax));
+        assert!(matches!(
+            gate.decide(&[], &tax),
+            GateOutcome::Forward(ForwardReason::EmptyText)
+        ));
+    }
+}

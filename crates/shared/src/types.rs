@@ -1,0 +1,68 @@
+//! Types that cross process boundaries (CLI output, browser, Worker, backend).
+
+use serde::{Deserialize, Serialize};
+
+/// An e-mail as a client hands it over: either a raw RFC 5322 / MIME message
+/// or an already separated subject and body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EmailInput {
+    /// The whole message, headers included, as text (`message/rfc822`).
+    Raw { raw: String },
+    /// Subject and plain-text (or HTML) body.
+    Pair {
+        #[serde(default)]
+        subject: String,
+        #[serde(default)]
+        body: String,
+    },
+}
+
+/// One label the classifier considers, with its calibrated probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub label: String,
+    pub probability: f32,
+}
+
+/// Who settles the label of an e-mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecidedBy {
+    Edge,
+    Backend,
+}
+
+/// Why the gate sent an e-mail on to the backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ForwardReason {
+    /// p(top1) − p(top2) is below the threshold that applies to the top label.
+    LowMargin { margin: f32, threshold: f32 },
+    /// The two leading labels are known to be confused with each other and
+    /// the margin is below the stricter threshold for such pairs.
+    ConfusableSiblings {
+        first: String,
+        second: String,
+        margin: f32,
+        threshold: f32,
+    },
+    /// Cleaning left no text to classify.
+    EmptyText,
+}
+
+/// The outcome for one e-mail. When `decided_by` is `backend`, `label` is the
+/// edge's best guess until the backend answers (`provisional` says so).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub id: String,
+    pub label: String,
+    pub confidence: f32,
+    pub decided_by: DecidedBy,
+    pub candidates: Vec<Candidate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_reason: Option<ForwardReason>,
+    /// True while the label is only the edge's guess for a forwarded e-mail.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
+}

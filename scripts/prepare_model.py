@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Build mailsort's ONNX sentence encoders from a Hugging Face BERT checkpoint.
+
+Why a hand-built graph instead of torch.onnx.export: exporting needs PyTorch
+(about 3 GB of wheels), and the graph we want differs from a stock export in
+ways that matter to tract:
+
+* the attention mask is additive and computed once, which keeps every shape
+  analysable with symbolic batch and sequence dimensions;
+* mean pooling and L2 normalisation are inside the graph, so every runtime
+  (tract native, tract in WebAssembly, ONNX Runtime) returns the same vector;
+* the INT8 file is weight-only and per-output-channel: weights are stored as
+  int8 with one float scale per channel and dequantised with Cast + Mul.
+  Matrices are small enough for tract and ONNX Runtime to fold them to FP32
+  at load time. The 30k x 384 word-embedding table is too large for tract to
+  fold (its limit is 4 MiB), so it is gathered as int8 first and only the
+  gathered rows are dequantised.
+
+Usage: prepare_model.py MODEL_DIR OUT_DIR
+MODEL_DIR holds config.json, model.safetensors and tokenizer.json.
+OUT_DIR receives model_fp32.onnx, model_int8.onnx and tokenizer.json (with
+the checkpoint's fixed padding/truncation removed: mailsort pads each batch
+to its longest member and truncates at its own token cap).
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from safetensors.numpy import load_file
+
+OPSET = 13
+
+
+class GraphBuilder:
+    def __init__(self, int8: bool):
+        self.int8 = int8
+        self.nodes = []
+        self.inits = []
+        self.counter = 0
+
+    def name(self, prefix):
+        self.counter += 1
+        return f"{prefix}_{self.counter}"
+
+    def const(self, array, prefix="c"):
+        n = self.name(prefix)
+        self.inits.append(numpy_helper.from_array(np.asarray(array), n))
+        return n
+
+    def op(self, op_type, inputs, prefix=None, **attrs):
+        out = self.name(prefix or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
+        return out
+
+    def weight(self, w_out_in, prefix):
+        """A [in, out] FP32 matrix from a torch Linear weight [out, in]."""
+        wt = np.ascontiguousarray(w_out_in.T.astype(np.float32))
+        if not self.int8:
+            return self.const(wt, prefix)
+        scale = np.abs(wt).max(axis=0) / 127.0
+        scale[scale == 0] = 1.0
+        q = np.clip(np.round(wt / scale), -127, 127).astype(np.int8)
+        qn = self.const(q, prefix + "_q")
+        sn = self.const(scale.astype(np.float32), prefix + "_scale")
+        f = self.op("Cast", [qn], to=TensorProto.FLOAT)
+        return self.op("Mul", [f, sn], prefix)
+
+    def linear(self, x, w, b, prefix):
+        y = self.op("MatMul", [x, self.weight(w, prefix + "_w")])
+        return self.op("Add", [y, self.const(b.astype(np.float32), prefix + "_b")])
+
+    def layer_norm(self, x, gamma, beta, eps):
+        mean = self.op("ReduceMean", [x], axes=[-1], keepdims=1)
+        d = self.op("Sub", [x, mean])
+        var = self.op("ReduceMean", [self.op("Mul", [d, d])], axes=[-1], keepdims=1)
+        denom = self.op("Sqrt", [self.op("Add", [var, self.const(np.float32(eps))])])
+        y = self.op("Div", [d, denom])
+        y = self.op("Mul", [y, self.const(gamma.astype(np.float32))])
+        return self.op("Add", [y, self.const(beta.astype(np.float32))])
+
+
+def word_embeddings(g: GraphBuilder, table, ids):
+    if not g.int8:
+        return g.op("Gather", [g.const(table.astype(np.float32), "word_emb"), ids], axis=0)
+    scale = np.abs(table).max(axis=1) / 127.0
+    scale[scale == 0] = 1.0
+    q = np.clip(np.round(table / scale[:, None]), -127, 127).astype(np.int8)
+    rows = g.op("Gather", [g.const(q, "word_emb_q"), ids], axis=0)
+    row_scale = g.op("Gather", [g.const(scale.astype(np.float32), "word_emb_scale"), ids], axis=0)
+    row_scale = g.op("Unsqueeze", [row_scale, g.const(np.array([-1]))])
+    return g.op("Mul", [g.op("Cast", [rows], to=TensorProto.FLOAT), row_scale])
+
+
+def build(weights, config, int8: bool) -> onnx.ModelProto:
+    g = GraphBuilder(int8)
+    hidden = config["hidden_size"]
+    heads = config["num_attention_heads"]
+    head_dim = hidden // heads
+    eps = config.get("layer_norm_eps", 1e-12)
+    if config.get("hidden_act", "gelu") != "gelu":
+        raise SystemExit(f"unsupported hidden_act {config.get('hidden_act')}: only gelu (erf) is built")
+
+    prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
+    w = lambda k: weights[prefix + k]  # noqa: E731
+
+    ids, mask = "input_ids", "attention_mask"
+    x = word_embeddings(g, w("embeddings.word_embeddings.weight"), ids)
+    # Position and token-type (always 0 for single sentences) embeddings folded
+    # into one table, sliced to the sequence length.
+    pos = w("embeddings.position_embeddings.weight") + w("embeddings.token_type_embeddings.weight")[0]
+    seq_len = g.op("Slice", [g.op("Shape", [ids]), g.const(np.array([1])), g.const(np.array([2]))])
+    pos = g.op("Slice", [g.const(pos.astype(np.float32), "pos_emb"), g.const(np.array([0])), seq_len, g.const(np.array([0]))])
+    x = g.op("Add", [x, pos])
+    x = g.layer_norm(x, w("embeddings.LayerNorm.weight"), w("embeddings.LayerNorm.bias"), eps)
+
+    mask_f = g.op("Cast", [mask], to=TensorProto.FLOAT)
+    # 0 where attended, -10000 where padded, shaped [batch, 1, 1, seq].
+    additive = g.op("Mul", [g.op("Sub", [g.const(np.float32(1.0)), mask_f]), g.const(np.float32(-10000.0))])
+    additive = g.op("Unsqueeze", [additive, g.const(np.array([1, 2]))])
+    split_heads = g.const(np.array([0, 0, heads, head_dim], dtype=np.int64), "split_heads")
+    merge_heads = g.const(np.array([0, 0, hidden], dtype=np.int64), "merge_heads")
+    inv_sqrt = g.const(np.float32(1.0 / np.sqrt(head_dim)))
+
+    for i in range(config["num_hidden_layers"]):
+        p = f"encoder.layer.{i}."
+        q = g.linear(x, w(p + "attention.self.query.weight"), w(p + "attention.self.query.bias"), f"l{i}_q")
+        k = g.linear(x, w(p + "attention.self.key.weight"), w(p + "attention.self.key.bias"), f"l{i}_k")
+        v = g.linear(x, w(p + "attention.self.value.weight"), w(p + "attention.self.value.bias"), f"l{i}_v")
+        q = g.op("Transpose", [g.op("Reshape", [q, split_heads])], perm=[0, 2, 1, 3])
+        k = g.op("Transpose", [g.op("Reshape", [k, split_heads])], perm=[0, 2, 3, 1])
+        v = g.op("Transpose", [g.op("Reshape", [v, split_heads])], perm=[0, 2, 1, 3])
+        scores = g.op("Mul", [g.op("MatMul", [q, k]), inv_sqrt])
+        probs = g.op("Softmax", [g.op("Add", [scores, additive])], axis=-1)
+        ctx = g.op("Transpose", [g.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
+        ctx = g.op("Reshape", [ctx, merge_heads])
+        attn = g.linear(ctx, w(p + "attention.output.dense.weight"), w(p + "attention.output.dense.bias"), f"l{i}_o")
+        x = g.layer_norm(
+            g.op("Add", [attn, x]),
+            w(p + "attention.output.LayerNorm.weight"),
+            w(p + "attention.output.LayerNorm.bias"),
+            eps,
+        )
+        h = g.linear(x, w(p + "intermediate.dense.weight"), w(p + "intermediate.dense.bias"), f"l{i}_ff1")
+        # GELU, erf form (what BERT was trained with).
+        erf = g.op("Erf", [g.op("Mul", [h, g.const(np.float32(1.0 / np.sqrt(2.0)))])])
+        h = g.op("Mul", [g.op("Mul", [h, g.const(np.float32(0.5))]), g.op("Add", [erf, g.const(np.float32(1.0))])])
+        h = g.linear(h, w(p + "output.dense.weight"), w(p + "output.dense.bias"), f"l{i}_ff2")
+        x = g.layer_norm(g.op("Add", [h, x]), w(p + "output.LayerNorm.weight"), w(p + "output.LayerNorm.bias"), eps)
+
+    # Mean pooling over real tokens, then L2 normalisation (sentence-transformers' Normalize).
+    m = g.op("Unsqueeze", [mask_f, g.const(np.array([-1]))])
+    summed = g.op("ReduceSum", [g.op("Mul", [x, m]), g.const(np.array([1]))], keepdims=0)
+    count = g.op("Max", [g.op("ReduceSum", [m, g.const(np.array([1]))], keepdims=0), g.const(np.float32(1e-9))])
+    pooled = g.op("Div", [summed, count])
+    norm = g.op("Sqrt", [g.op("ReduceSum", [g.op("Mul", [pooled, pooled]), g.const(np.array([1]))], keepdims=1)])
+    norm = g.op("Max", [norm, g.const(np.float32(1e-12))])
+    g.nodes.append(helper.make_node("Div", [pooled, norm], ["sentence_embedding"]))
+
+    graph = helper.make_graph(
+        g.nodes,
+        "mailsort_minilm_int8" if int8 else "mailsort_minilm_fp32",
+        [
+            helper.make_tensor_value_info(ids, TensorProto.INT64, ["batch", "sequence"]),
+            helper.make_tensor_value_info(mask, TensorProto.INT64, ["batch", "sequence"]),
+        ],
+        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden])],
+        g.inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mailsort")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def dynamic_tokenizer(path):
+    tok = json.load(open(path, encoding="utf-8"))
+    tok["padding"] = None
+    tok["truncation"] = None
+    return tok
+
+
+def main():
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    src, out = sys.argv[1], sys.argv[2]
+    for f in ("config.json", "model.safetensors", "tokenizer.json"):
+        if not os.path.isfile(os.path.join(src, f)):
+            raise SystemExit(f"{src} is not a Hugging Face model folder: {f} is missing")
+    config = json.load(open(os.path.join(src, "config.json")))
+    if config.get("model_type") != "bert":
+        raise SystemExit(f"model_type {config.get('model_type')!r} is not supported: mailsort builds BERT encoders")
+    weights = load_file(os.path.join(src, "model.safetensors"))
+    os.makedirs(out, exist_ok=True)
+    for int8, name in ((False, "model_fp32.onnx"), (True, "model_int8.onnx")):
+        model = build(weights, config, int8)
+        onnx.save(model, os.path.join(out, name))
+        print(f"wrote {name} ({os.path.getsize(os.path.join(out, name)) / 1e6:.1f} MB)", file=sys.stderr)
+    with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(dynamic_tokenizer(os.path.join(src, "tokenizer.json")), f, ensure_ascii=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up (idempotent), then lint and run every test in release mode: the
+# model-backed tests use the real fetched encoder and real dataset rows.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+source scripts/env.sh
+cargo fmt --all -- --check
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+# The edge core must keep building for WebAssembly.
+cargo check --locked --target wasm32-unknown-unknown -p mailsort-edge --no-default-features
+cargo test --release --locked --workspace
