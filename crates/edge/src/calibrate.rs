@@ -112,18 +112,23 @@ pub fn fit_gate(
 ) -> (GateConfig, GateFit) {
     let pairs = confusable_pairs(scored);
     let has_parents = taxonomy.labels().iter().any(|l| l.parent.is_some());
-    let mut variants: Vec<(f32, bool, Vec<(String, String)>)> = vec![(1.0, false, Vec::new())];
+    // (ratio of the confusable threshold to the plain one, siblings count as confusable)
+    let mut variants = vec![(1.0f32, false)];
     for factor in [1.25f32, 1.5, 2.0] {
-        variants.push((factor, false, pairs.clone()));
+        variants.push((factor, false));
         if has_parents {
-            variants.push((factor, true, pairs.clone()));
+            variants.push((factor, true));
         }
     }
     let mut best: Option<(GateConfig, GateFit)> = None;
-    for (factor, siblings, pairs) in variants {
+    for (factor, siblings) in variants {
         let mut gate = GateConfig {
             per_label: BTreeMap::new(),
-            confusable_pairs: pairs,
+            confusable_pairs: if factor > 1.0 {
+                pairs.clone()
+            } else {
+                Vec::new()
+            },
             siblings_confusable: siblings,
             ..base.clone()
         };

@@ -70,11 +70,13 @@ fn banking77_subset_meets_accuracy_floors() {
     ] {
         assert!(r.get(key).is_some(), "eval --json lacks {key}: {out}");
     }
+    eprintln!("banking77 subset: {out}");
     let f = |k: &str| r[k].as_f64().unwrap();
     assert_eq!(r["n"], 616);
-    // Trained on a quarter of the train split, so floors sit below the full
-    // set's 93%: measured 89.8 / 98.7 here.
-    assert!(f("accuracy") >= 0.86, "{out}");
+    // Trained on a quarter of the train split; measured here: accuracy 92.5%,
+    // top-5 99.2%, 13% forwarded, 97.9% kept accurate. Floors leave room
+    // for numeric noise, not for regressions.
+    assert!(f("accuracy") >= 0.89, "{out}");
     assert!(f("top5_recall") >= 0.97, "{out}");
     assert!((0.05..=0.30).contains(&f("forwarded_rate")), "{out}");
     assert!(
@@ -111,10 +113,12 @@ fn newsgroups_raw_posts_are_classified_above_floor() {
         test.to_str().unwrap(),
         "--json",
     ]);
+    eprintln!("20 newsgroups subset: {out}");
     let r: Value = serde_json::from_str(out.trim()).unwrap();
-    // 1,415 training posts, 302 test posts; measured 62.3 / 91.1 here.
-    assert!(r["accuracy"].as_f64().unwrap() >= 0.55, "{out}");
-    assert!(r["top5_recall"].as_f64().unwrap() >= 0.85, "{out}");
+    // 1,415 training posts, 302 test posts, 128-token cap; measured here:
+    // accuracy 79.1%, top-5 98.0%.
+    assert!(r["accuracy"].as_f64().unwrap() >= 0.72, "{out}");
+    assert!(r["top5_recall"].as_f64().unwrap() >= 0.94, "{out}");
 }
 
 #[test]

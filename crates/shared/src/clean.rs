@@ -102,14 +102,14 @@ pub fn clean_raw(raw: &[u8], config: &CleanConfig) -> Result<Cleaned, CleanError
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(CleanError::Malformed("the message is empty".into()));
     }
+    if !starts_with_header_field(raw) {
+        return Err(CleanError::Malformed(
+            "it does not start with a header field (expected lines such as `Subject: …` before the body)".into(),
+        ));
+    }
     let message = MessageParser::default()
         .parse(raw)
         .ok_or_else(|| CleanError::Malformed("no header or body could be parsed".into()))?;
-    if message.root_part().headers.is_empty() {
-        return Err(CleanError::Malformed(
-            "no header found before the body (expected lines such as `Subject: …`)".into(),
-        ));
-    }
     let subject = message.subject().unwrap_or_default().to_string();
     let body = message
         .text_body
@@ -162,6 +162,14 @@ pub fn clean_pair(subject: &str, body: &str, config: &CleanConfig) -> Cleaned {
         text,
         subject,
     }
+}
+
+/// RFC 5322: a message starts with `field-name:` (printable ASCII but ':').
+fn starts_with_header_field(raw: &[u8]) -> bool {
+    let start = raw.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(raw.len());
+    let line = &raw[start..];
+    let name_len = line.iter().take_while(|&&b| (33..=126).contains(&b) && b != b':').count();
+    name_len > 0 && line.get(name_len) == Some(&b':')
 }
 
 fn truncate_bytes(s: &str, max: usize) -> &str {

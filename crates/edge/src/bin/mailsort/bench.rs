@@ -58,7 +58,9 @@ pub fn bench(
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let tract = Embedder::new(&onnx, &tok, token_cap)?;
-    let ids = tract.tokenize(&refs)?;
+    let mut ids = tract.tokenize(&refs)?;
+    // As in production (`Embedder::embed_many`): batches of similar length.
+    ids.sort_by_key(Vec::len);
     ort_bench::init(ort_lib)?;
     let mut ort = OrtEncoder::new(&dir.int8(), ort_threads)?;
 
