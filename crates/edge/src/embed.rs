@@ -126,10 +126,13 @@ impl Embedder {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let (input_ids, mask) = pad(ids);
+        let (input_ids, mask) = pad_ids(ids);
         let outputs = self
             .plan
-            .run(tvec![input_ids.into_tvalue(), mask.into_tvalue()])
+            .run(tvec![
+                input_ids.into_tensor().into_tvalue(),
+                mask.into_tensor().into_tvalue()
+            ])
             .map_err(|e| EmbedError::Run(format!("{e:#}")))?;
         let out = outputs
             .first()
@@ -149,8 +152,8 @@ impl Embedder {
     }
 }
 
-/// `[batch, longest]` ids and mask tensors, zero-padded.
-fn pad(ids: &[Vec<u32>]) -> (Tensor, Tensor) {
+/// `[batch, longest]` ids and attention mask, zero-padded: the encoder's inputs.
+pub fn pad_ids(ids: &[Vec<u32>]) -> (tract_ndarray::Array2<i64>, tract_ndarray::Array2<i64>) {
     let longest = ids.iter().map(Vec::len).max().unwrap_or(0).max(1);
     let mut input = tract_ndarray::Array2::<i64>::zeros((ids.len(), longest));
     let mut mask = tract_ndarray::Array2::<i64>::zeros((ids.len(), longest));
@@ -160,7 +163,7 @@ fn pad(ids: &[Vec<u32>]) -> (Tensor, Tensor) {
             mask[[r, c]] = 1;
         }
     }
-    (input.into_tensor(), mask.into_tensor())
+    (input, mask)
 }
 
 fn load_plan(onnx: &[u8]) -> TractResult<Plan> {

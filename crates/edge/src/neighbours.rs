@@ -115,10 +115,14 @@ mod tests {
         // Pseudo-random distinct unit vectors (an LCG, no test dependency).
         let mut state = 12345u64;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
         };
-        let vectors: Vec<Vec<f32>> = (0..500).map(|_| unit(&(0..16).map(|_| next()).collect::<Vec<_>>())).collect();
+        let vectors: Vec<Vec<f32>> = (0..500)
+            .map(|_| unit(&(0..16).map(|_| next()).collect::<Vec<_>>()))
+            .collect();
         let ex = Exemplars::from_vectors(16, &vectors, vec![0; 500], 5, 0.5);
         let flat = FlatIndex::new(&ex);
         let q = unit(&(0..16).map(|_| next()).collect::<Vec<_>>());
@@ -126,12 +130,18 @@ mod tests {
         assert_eq!(a.len(), 5);
         assert!(a.windows(2).all(|w| w[0].1 >= w[1].1));
         let exact: f32 = vectors[a[0].0].iter().zip(&q).map(|(x, y)| x * y).sum();
-        assert!((exact - a[0].1).abs() < 0.02, "int8 storage keeps similarities close");
+        assert!(
+            (exact - a[0].1).abs() < 0.02,
+            "int8 storage keeps similarities close"
+        );
         #[cfg(feature = "native")]
         {
             let h = HnswIndex::new(&ex);
             let b = h.search(&q, 5);
-            let overlap = b.iter().filter(|(i, _)| a.iter().any(|(j, _)| i == j)).count();
+            let overlap = b
+                .iter()
+                .filter(|(i, _)| a.iter().any(|(j, _)| i == j))
+                .count();
             assert!(overlap >= 4, "flat {a:?} hnsw {b:?}");
             assert!((a[0].1 - b[0].1).abs() < 1e-3);
         }

@@ -12,7 +12,8 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 use thiserror::Error;
-use tract_onnx::prelude::tract_ndarray::Array2;
+
+use crate::embed::pad_ids;
 
 /// ONNX Runtime failures, as text (ort's error types are generic).
 #[derive(Debug, Error)]
@@ -60,15 +61,7 @@ impl OrtEncoder {
 
     /// Embeds one batch of token ids, padded to the longest.
     pub fn embed_ids(&mut self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, OrtError> {
-        let longest = ids.iter().map(Vec::len).max().unwrap_or(1);
-        let mut input = Array2::<i64>::zeros((ids.len(), longest));
-        let mut mask = Array2::<i64>::zeros((ids.len(), longest));
-        for (r, seq) in ids.iter().enumerate() {
-            for (c, &id) in seq.iter().enumerate() {
-                input[[r, c]] = id as i64;
-                mask[[r, c]] = 1;
-            }
-        }
+        let (input, mask) = pad_ids(ids);
         let outputs = self
             .session
             .run(ort::inputs![

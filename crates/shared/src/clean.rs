@@ -166,9 +166,15 @@ pub fn clean_pair(subject: &str, body: &str, config: &CleanConfig) -> Cleaned {
 
 /// RFC 5322: a message starts with `field-name:` (printable ASCII but ':').
 fn starts_with_header_field(raw: &[u8]) -> bool {
-    let start = raw.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(raw.len());
+    let start = raw
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(raw.len());
     let line = &raw[start..];
-    let name_len = line.iter().take_while(|&&b| (33..=126).contains(&b) && b != b':').count();
+    let name_len = line
+        .iter()
+        .take_while(|&&b| (33..=126).contains(&b) && b != b':')
+        .count();
     name_len > 0 && line.get(name_len) == Some(&b':')
 }
 

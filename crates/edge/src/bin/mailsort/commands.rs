@@ -21,7 +21,7 @@ use mailsort_shared::taxonomy::Taxonomy;
 use mailsort_shared::types::Decision;
 
 use crate::embedding::embed_all;
-use crate::{Command, ModelArgs, ModelsCommand, RunArgs};
+use crate::{Command, ExemplarIndex, ModelArgs, ModelsCommand, RunArgs};
 
 /// From this many exemplars on, the native CLI searches them with hnsw_rs
 /// instead of a flat scan.
@@ -235,8 +235,13 @@ fn load_classifier(bundle_path: &Path, model: &ModelArgs) -> Result<EdgeClassifi
     let bundle = Bundle::decode(&bytes).with_context(|| format!("{}", bundle_path.display()))?;
     let (onnx, _) = read_model(model)?;
     let mut classifier = EdgeClassifier::new(bundle, &onnx)?;
+    let use_hnsw = |n: usize| match model.exemplar_index {
+        ExemplarIndex::Auto => n >= HNSW_MIN_EXEMPLARS,
+        ExemplarIndex::Flat => false,
+        ExemplarIndex::Hnsw => true,
+    };
     if let Some(ex) = &classifier.bundle().exemplars
-        && ex.len() >= HNSW_MIN_EXEMPLARS
+        && use_hnsw(ex.len())
     {
         let index = HnswIndex::new(ex);
         classifier.set_neighbour_index(Box::new(index));

@@ -16,7 +16,7 @@ struct Cli {
     command: Command,
 }
 
-/// Where the prepared encoder lives.
+/// Where the prepared encoder lives, and how exemplars are searched.
 #[derive(Args, Clone)]
 struct ModelArgs {
     /// Folder made by `mailsort models fetch`.
@@ -26,6 +26,17 @@ struct ModelArgs {
         default_value = "models/all-MiniLM-L6-v2"
     )]
     model_dir: PathBuf,
+    /// Exemplar search: hnsw_rs from 5,000 exemplars on (auto), or always one kind.
+    #[arg(long, value_enum, default_value_t = ExemplarIndex::Auto)]
+    exemplar_index: ExemplarIndex,
+}
+
+/// How a bundle's exemplars are searched natively.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExemplarIndex {
+    Auto,
+    Flat,
+    Hnsw,
 }
 
 /// How many threads embed in parallel.
