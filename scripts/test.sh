@@ -10,4 +10,7 @@ cargo clippy --release --locked --workspace --all-targets -- -D warnings
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 # The edge core must keep building for WebAssembly.
 cargo check --locked --target wasm32-unknown-unknown -p mailsort-edge --no-default-features
-cargo test --release --locked --workspace
+# No doc tests here (examples live in tests/), so --all-targets loses nothing.
+cargo test --release --locked --workspace --all-targets 2>&1 | tee "${TMPDIR:-/tmp}/mailsort-test.log"
+# One closing line that totals every test binary.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "${TMPDIR:-/tmp}/mailsort-test.log"
