@@ -15,7 +15,7 @@ use crate::neighbours::{FlatIndex, NeighbourIndex};
 pub enum EdgeError {
     #[error(transparent)]
     Embed(#[from] EmbedError),
-    #[error("cannot clean e-mail: {0}")]
+    #[error(transparent)]
     Clean(#[from] CleanError),
     #[error(
         "the model file does not match the bundle: bundle wants sha256 {expected}, file has {found} (use the model the bundle was built with)"

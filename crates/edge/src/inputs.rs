@@ -10,20 +10,21 @@ use mailsort_shared::dataset::{self, LabelledEmail};
 use mailsort_shared::types::EmailInput;
 use thiserror::Error;
 
-/// Why an input file could not be read.
+/// Why an input file could not be read. Messages name the file; the cause
+/// is the source (`{:#}` prints the whole chain).
 #[derive(Debug, Error)]
 pub enum InputError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Dataset {
         path: String,
         source: dataset::DatasetError,
     },
-    #[error("{path}: message {index} of the mbox cannot be read: {source}")]
+    #[error("{path}: message {index} of the mbox cannot be read")]
     Mbox {
         path: String,
         index: usize,

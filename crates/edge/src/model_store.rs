@@ -125,7 +125,7 @@ pub enum ModelError {
     },
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
-    #[error("I/O error on {path}: {source}")]
+    #[error("I/O error on {path}")]
     Io {
         path: String,
         source: std::io::Error,

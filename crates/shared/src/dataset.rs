@@ -40,7 +40,7 @@ impl LabelledEmail {
 pub enum DatasetError {
     #[error("line {line}: {message}")]
     Line { line: usize, message: String },
-    #[error("reading line {line}: {source}")]
+    #[error("reading line {line}")]
     Io { line: usize, source: std::io::Error },
     #[error("no e-mails found")]
     Empty,

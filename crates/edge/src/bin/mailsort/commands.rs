@@ -288,9 +288,18 @@ fn build(
     if !unknown.is_empty() {
         let list: Vec<String> = unknown
             .iter()
+            .take(10)
             .map(|(l, id)| format!("`{l}` (e.g. id {id})"))
             .collect();
-        bail!("training labels not in the taxonomy: {}", list.join(", "));
+        let more = match unknown.len() {
+            n if n > 10 => format!(" and {} more", n - 10),
+            _ => String::new(),
+        };
+        bail!(
+            "{} training labels are not in the taxonomy: {}{more}; is this the taxonomy for this training file?",
+            unknown.len(),
+            list.join(", ")
+        );
     }
 
     // Head labels: every label with e-mails or examples, plus childless labels
