@@ -2,7 +2,7 @@
 //!
 //! The head is a multinomial logistic regression over frozen sentence
 //! embeddings (linfa-logistic). Everything that is calibrated (temperature,
-//! the nearest-exemplar mix, gate thresholds) is fitted on out-of-fold
+//! the nearest-exemplar mix, gate thresholds) is fitted on out-of-sample
 //! predictions: the training set is cut into folds, each fold is scored by a
 //! head trained on the others, and the shipped head is the mean of the fold
 //! heads; exemplar evidence for each e-mail comes from all the other e-mails.
@@ -188,7 +188,7 @@ pub fn train(
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap_or((0.0, acc_head));
     progress(&format!(
-        "out-of-fold accuracy: head {:.4}, exemplars {:.4}, shipped {:.4} (exemplar weight {knn_weight})",
+        "out-of-sample accuracy: head {:.4}, exemplars {:.4}, shipped {:.4} (exemplar weight {knn_weight})",
         acc_head, acc_knn, acc_shipped
     ));
 

@@ -400,7 +400,7 @@ fn build(
     let bytes = bundle.encode()?;
     fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
     eprintln!(
-        "wrote {} ({:.1} KiB, id {}): out-of-fold accuracy {:.4}, gate forwards {:.1}% with edge accuracy {:.4}",
+        "wrote {} ({:.1} KiB, id {}): out-of-sample accuracy {:.4}, gate forwards {:.1}% with edge accuracy {:.4}",
         out.display(),
         bytes.len() as f64 / 1024.0,
         &bundle.id[..12],
