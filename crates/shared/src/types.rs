@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// An e-mail as a client hands it over: either a raw RFC 5322 / MIME message
 /// or an already separated subject and body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum EmailInput {
     /// The whole message, headers included, as text (`message/rfc822`).
@@ -20,6 +21,7 @@ pub enum EmailInput {
 
 /// One label the classifier considers, with its calibrated probability.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Candidate {
     pub label: String,
     pub probability: f32,
@@ -27,6 +29,7 @@ pub struct Candidate {
 
 /// Who settles the label of an e-mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DecidedBy {
     Edge,
@@ -35,6 +38,7 @@ pub enum DecidedBy {
 
 /// Why the gate sent an e-mail on to the backend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ForwardReason {
     /// p(top1) − p(top2) is below the threshold that applies to the top label.
@@ -54,6 +58,7 @@ pub enum ForwardReason {
 /// The outcome for one e-mail. When `decided_by` is `backend`, `label` is the
 /// edge's best guess until the backend answers (`provisional` says so).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Decision {
     pub id: String,
     pub label: String,

@@ -10,7 +10,7 @@ use mailsort_edge::calibrate::{self, Scored, Target};
 use mailsort_edge::classify::top_k;
 use mailsort_edge::inputs::{self, InputEmail};
 use mailsort_edge::metrics::{self, EvalReport};
-use mailsort_edge::model_store::{self, ModelDir};
+use mailsort_edge::model_store::{self, ModelDir, RerankerDir};
 use mailsort_edge::neighbours::HnswIndex;
 use mailsort_edge::train::{self, TrainOptions};
 use mailsort_edge::{EdgeClassifier, Embedder};
@@ -36,6 +36,13 @@ pub fn run(command: Command) -> Result<()> {
             python,
             force,
         }) => models_fetch(&dir, from.as_deref(), hub.as_deref(), &python, force),
+        Command::Models(ModelsCommand::Reranker {
+            dir,
+            from,
+            model_dir,
+            python,
+            force,
+        }) => models_reranker(&dir, from, &model_dir, &python, force),
         Command::Models(ModelsCommand::Verify { dir }) => {
             let (min, mean, dim) = model_store::verify(&ModelDir(dir))?;
             println!("ok: INT8 vs FP32 cosine min {min:.5}, mean {mean:.5}, dim {dim}");
@@ -215,6 +222,63 @@ fn models_fetch(
         m.dim,
         m.int8_sha256
     );
+    Ok(())
+}
+
+fn models_reranker(
+    dir: &Path,
+    from: Option<PathBuf>,
+    model_dir: &Path,
+    python: &str,
+    force: bool,
+) -> Result<()> {
+    let out = RerankerDir(dir.to_path_buf());
+    if !force
+        && from.is_none()
+        && let Ok(m) = out.read_manifest()
+        && out.fp32().exists()
+        && mailsort_edge::classify::sha256_hex(&fs::read(out.fp32())?) == m.fp32_sha256
+    {
+        eprintln!(
+            "reranker {} already prepared in {}; --force to redo",
+            m.name,
+            dir.display()
+        );
+        return Ok(());
+    }
+    let (src, name, source) = match from {
+        Some(folder) => (
+            folder.clone(),
+            folder.display().to_string(),
+            format!("folder {}", folder.display()),
+        ),
+        None => {
+            let manifest = ModelDir(model_dir.to_path_buf())
+                .read_manifest()
+                .context("the default reranker is built from the encoder's weights")?;
+            (
+                model_dir.join("source"),
+                format!("{} (placeholder head)", manifest.name),
+                manifest.source,
+            )
+        }
+    };
+    eprintln!("building the cross-encoder (FP32 and FP16 ONNX) and checking FP16…");
+    let m = model_store::prepare_reranker(&src, &out, python, &name, &source)?;
+    println!(
+        "ok: reranker {} in {}: trained {}, FP16 vs FP32 max |diff| {:.2e}, fp32 sha256 {}",
+        m.name,
+        dir.display(),
+        m.trained,
+        m.fp16_max_abs_diff,
+        m.fp32_sha256
+    );
+    if !m.trained {
+        eprintln!(
+            "note: {} has no trained classifier; its head is a fixed-seed placeholder, so rerank scores carry no meaning yet",
+            m.name
+        );
+    }
     Ok(())
 }
 

@@ -209,6 +209,29 @@ enum ModelsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Build the backend's reranker (cross-encoder, FP32 + FP16 ONNX) from
+    /// a Hugging Face folder; by default the encoder's own source weights,
+    /// which have no trained classifier (a placeholder head until a trained
+    /// reranker is given with --from).
+    Reranker {
+        #[arg(long, env = "MAILSORT_RERANKER_DIR", default_value = "models/reranker")]
+        dir: PathBuf,
+        /// Hugging Face folder (config.json, model.safetensors, tokenizer.json);
+        /// default: the `source` folder of --model-dir.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        #[arg(
+            long,
+            env = "MAILSORT_MODEL_DIR",
+            default_value = "models/all-MiniLM-L6-v2"
+        )]
+        model_dir: PathBuf,
+        #[arg(long, env = "MAILSORT_PYTHON", default_value = "python3")]
+        python: String,
+        /// Prepare again even if the folder already holds a prepared reranker.
+        #[arg(long)]
+        force: bool,
+    },
     /// Check a prepared model again (INT8 vs FP32 cosine).
     Verify {
         #[arg(

@@ -1,0 +1,134 @@
+//! Server settings, from flags or environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+/// Where the cross-encoder runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceChoice {
+    /// CUDA with the FP16 model when a GPU is usable, else CPU with FP32.
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+/// Numeric precision of the cross-encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionChoice {
+    /// FP16 on CUDA, FP32 on CPU.
+    Auto,
+    Fp32,
+    Fp16,
+}
+
+/// Everything `mailsort-backend` is started with.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on. TLS belongs to the proxy in front.
+    #[arg(long, env = "MAILSORT_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Bundle files (`mailsort build`) to serve; repeat or separate with
+    /// commas. Clients select one by its id or by its file stem.
+    #[arg(
+        long = "bundle",
+        env = "MAILSORT_BUNDLES",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub bundles: Vec<PathBuf>,
+
+    /// Folder made by `mailsort models reranker`.
+    #[arg(long, env = "MAILSORT_RERANKER_DIR", default_value = "models/reranker")]
+    pub reranker_dir: PathBuf,
+
+    /// Folder made by `mailsort models fetch` (the bi-encoder behind /v1/classify).
+    #[arg(
+        long,
+        env = "MAILSORT_MODEL_DIR",
+        default_value = "models/all-MiniLM-L6-v2"
+    )]
+    pub model_dir: PathBuf,
+
+    /// `libonnxruntime.so` (from the PyPI onnxruntime or onnxruntime-gpu wheel).
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_lib: PathBuf,
+
+    #[arg(long, value_enum, env = "MAILSORT_DEVICE", default_value = "auto")]
+    pub device: DeviceChoice,
+
+    #[arg(long, value_enum, env = "MAILSORT_PRECISION", default_value = "auto")]
+    pub precision: PrecisionChoice,
+
+    /// Put ONNX Runtime's TensorRT provider in front of CUDA.
+    #[arg(long, env = "MAILSORT_TENSORRT")]
+    pub tensorrt: bool,
+
+    /// CPU threads for one model call (0 = ONNX Runtime's default: all cores).
+    #[arg(long, env = "MAILSORT_THREADS", default_value_t = 0)]
+    pub threads: usize,
+
+    /// Tokens per (e-mail, label) pair, [CLS] and [SEP]s included (128–512).
+    #[arg(long, env = "MAILSORT_TOKEN_CAP", default_value_t = 256,
+          value_parser = clap::value_parser!(u16).range(128..=512))]
+    pub token_cap: u16,
+
+    /// Padded tokens (pairs × longest pair) per model call.
+    #[arg(long, env = "MAILSORT_MAX_BATCH_TOKENS", default_value_t = 16384)]
+    pub max_batch_tokens: usize,
+
+    /// How long the batcher waits for more work once it holds some.
+    #[arg(long, env = "MAILSORT_MAX_BATCH_DELAY_MS", default_value_t = 5)]
+    pub max_batch_delay_ms: u64,
+
+    /// Run each e-mail's candidates as their own model call (for benchmarks).
+    #[arg(long)]
+    pub no_batching: bool,
+
+    /// Pairs waiting or running before new work gets 429.
+    #[arg(long, env = "MAILSORT_MAX_QUEUE_PAIRS", default_value_t = 2048)]
+    pub max_queue_pairs: usize,
+
+    /// Deadline of a request that names none.
+    #[arg(long, env = "MAILSORT_DEADLINE_MS", default_value_t = 10_000)]
+    pub default_deadline_ms: u64,
+
+    /// Upper bound on a request's own `deadline_ms`.
+    #[arg(long, env = "MAILSORT_MAX_DEADLINE_MS", default_value_t = 60_000)]
+    pub max_deadline_ms: u64,
+
+    /// Largest request body in bytes.
+    #[arg(long, env = "MAILSORT_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Largest number of e-mails in one request.
+    #[arg(long, env = "MAILSORT_MAX_EMAILS", default_value_t = 64)]
+    pub max_emails: usize,
+
+    /// Largest number of candidate labels per e-mail.
+    #[arg(long, env = "MAILSORT_MAX_CANDIDATES", default_value_t = 20)]
+    pub max_candidates: usize,
+
+    /// Requests handled at once; more get 429.
+    #[arg(long, env = "MAILSORT_MAX_CONCURRENT", default_value_t = 512)]
+    pub max_concurrent: usize,
+
+    /// File with one API key per line (`#` starts a comment).
+    #[arg(long, env = "MAILSORT_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+
+    /// API keys, comma-separated (prefer the file: environments leak).
+    #[arg(
+        long,
+        env = "MAILSORT_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+
+    /// Serve without API keys (only behind a proxy that authenticates).
+    #[arg(long)]
+    pub no_auth: bool,
+}

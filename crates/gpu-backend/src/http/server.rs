@@ -1,0 +1,287 @@
+//! The axum router: routes, authentication and concurrency guard, metrics
+//! per request, JSON parsing with mapped rejections, and the handlers, which
+//! hand over to [`crate::infer::Engine`].
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+use utoipa::OpenApi;
+
+use crate::auth::ApiKeys;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::openapi::ApiDoc;
+use crate::http::types::{
+    BundleInfo, ClassifyRequest, ClassifyResponse, HealthResponse, RerankRequest, RerankResponse,
+};
+use crate::infer::Engine;
+use crate::metrics::Metrics;
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    /// Set once the models are loaded and warmed up.
+    engine: OnceLock<Arc<Engine>>,
+    /// `None` only with `--no-auth`.
+    keys: Option<ApiKeys>,
+    metrics: Arc<Metrics>,
+    concurrency: Arc<Semaphore>,
+    max_concurrent: usize,
+    max_body_bytes: usize,
+}
+
+impl AppState {
+    pub fn new(
+        keys: Option<ApiKeys>,
+        metrics: Arc<Metrics>,
+        max_concurrent: usize,
+        max_body_bytes: usize,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Shared {
+                engine: OnceLock::new(),
+                keys,
+                metrics,
+                concurrency: Arc::new(Semaphore::new(max_concurrent)),
+                max_concurrent,
+                max_body_bytes,
+            }),
+        }
+    }
+
+    /// Marks the server ready.
+    pub fn set_engine(&self, engine: Arc<Engine>) {
+        let _ = self.inner.engine.set(engine);
+    }
+
+    fn engine(&self) -> Result<&Arc<Engine>, ApiError> {
+        self.inner
+            .engine
+            .get()
+            .ok_or_else(|| ApiError::NotReady("models are loading".into()))
+    }
+}
+
+/// All routes. `/v1/*` need a key; health, readiness, metrics and the
+/// OpenAPI document do not (keep `/metrics` off the public side of the proxy).
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/v1/rerank", post(rerank))
+        .route("/v1/classify", post(classify))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard));
+    Router::new()
+        .merge(api)
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(|req: Request| async move { ApiError::NotFound(req.uri().path().to_string()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(state.inner.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Counts every request by endpoint and status, and errors by code.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let endpoint = match req.uri().path() {
+        p @ ("/v1/rerank" | "/v1/classify" | "/health" | "/ready" | "/metrics"
+        | "/openapi.json") => p.to_string(),
+        _ => "other".to_string(),
+    };
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let m = &state.inner.metrics;
+    m.requests
+        .with_label_values(&[endpoint.as_str(), response.status().as_str()])
+        .inc();
+    m.request_seconds
+        .with_label_values(&[endpoint.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
+        m.errors.with_label_values(&[code]).inc();
+    }
+    response
+}
+
+/// API key check, then a slot among `max_concurrent` requests.
+async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(keys) = &state.inner.keys {
+        let auth = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if !keys.check(auth) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    let Ok(_permit) = state.inner.concurrency.clone().try_acquire_owned() else {
+        return ApiError::TooManyRequests {
+            limit: state.inner.max_concurrent,
+        }
+        .into_response();
+    };
+    let m = &state.inner.metrics;
+    m.in_flight.inc();
+    let response = next.run(req).await;
+    m.in_flight.dec();
+    response
+}
+
+/// `Json` whose rejections become [`ApiError`]s (413, 415, 422).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge {
+                    limit: state.inner.max_body_bytes,
+                })
+            }
+            Err(r) => Err(ApiError::InvalidJson(r.body_text())),
+        }
+    }
+}
+
+/// Rerank the edge's candidates for ambiguous e-mails.
+#[utoipa::path(
+    post,
+    path = "/v1/rerank",
+    request_body = RerankRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Scores, chosen label and probabilities per e-mail", body = RerankResponse),
+        (status = 401, description = "Missing or wrong API key", body = crate::error::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+        (status = 415, description = "Not JSON", body = crate::error::ErrorBody),
+        (status = 422, description = "Malformed JSON, unknown bundle or label, limits", body = crate::error::ErrorBody),
+        (status = 429, description = "Queue full or too many requests; see Retry-After", body = crate::error::ErrorBody),
+        (status = 503, description = "Not ready yet, or shutting down", body = crate::error::ErrorBody),
+        (status = 504, description = "Deadline passed", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn rerank(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RerankRequest>,
+) -> Result<Json<RerankResponse>, ApiError> {
+    let engine = state.engine()?;
+    let deadline = engine.deadline(req.deadline_ms);
+    let (bundle, results) = engine.rerank(&req.bundle, req.emails, deadline).await?;
+    Ok(Json(RerankResponse {
+        bundle,
+        reranker: engine.reranker.clone(),
+        results,
+    }))
+}
+
+/// Classify whole e-mails: edge on the server, reranker where the gate says.
+#[utoipa::path(
+    post,
+    path = "/v1/classify",
+    request_body = ClassifyRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A decision (or a per-e-mail error) per e-mail", body = ClassifyResponse),
+        (status = 401, description = "Missing or wrong API key", body = crate::error::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+        (status = 415, description = "Not JSON", body = crate::error::ErrorBody),
+        (status = 422, description = "Malformed JSON, unknown bundle, limits", body = crate::error::ErrorBody),
+        (status = 429, description = "Queue full or too many requests; see Retry-After", body = crate::error::ErrorBody),
+        (status = 503, description = "Not ready yet, or shutting down", body = crate::error::ErrorBody),
+        (status = 504, description = "Deadline passed", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn classify(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<ClassifyRequest>,
+) -> Result<Json<ClassifyResponse>, ApiError> {
+    let engine = state.engine()?;
+    let deadline = engine.deadline(req.deadline_ms);
+    let (bundle, results) = engine.classify(&req.bundle, req.emails, deadline).await?;
+    Ok(Json(ClassifyResponse {
+        bundle,
+        reranker: engine.reranker.clone(),
+        results,
+    }))
+}
+
+fn health_body(state: &AppState) -> HealthResponse {
+    match state.inner.engine.get() {
+        Some(engine) => HealthResponse {
+            status: "ok".into(),
+            reranker: Some(engine.reranker.clone()),
+            bundles: engine
+                .bundles
+                .iter()
+                .map(|b| BundleInfo {
+                    name: b.name.clone(),
+                    id: b.id.clone(),
+                    labels: b.classifier.bundle().taxonomy.labels().len(),
+                })
+                .collect(),
+            queue_pairs: engine.queue.pending(),
+            error: None,
+        },
+        None => HealthResponse {
+            status: "starting".into(),
+            reranker: None,
+            bundles: Vec::new(),
+            queue_pairs: 0,
+            error: None,
+        },
+    }
+}
+
+/// Liveness: the process answers (200 while models load, too).
+#[utoipa::path(get, path = "/health", responses((status = 200, body = HealthResponse)))]
+pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
+    Json(health_body(&state))
+}
+
+/// Readiness: 200 once the models are loaded and warmed up, else 503.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    responses((status = 200, body = HealthResponse), (status = 503, body = HealthResponse))
+)]
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
+    let body = health_body(&state);
+    let status = if body.status == "ok" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}
+
+/// Prometheus metrics (text format).
+#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.inner.metrics.render(),
+    )
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, content_type = "application/json", body = Object)))]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,461 @@
+//! What the endpoints do, independent of HTTP: validate against the bundle,
+//! tokenize pairs, queue them for the batcher, turn scores into
+//! probabilities; for `/v1/classify`, run the edge first and rerank only
+//! what its gate forwards.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mailsort_shared::types::{Candidate, DecidedBy, Decision, EmailInput, ForwardReason};
+
+use crate::bundles::{Bundles, LoadedBundle};
+use crate::error::ApiError;
+use crate::http::types::{
+    ClassifyEmail, ClassifyResult, ItemError, RerankEmail, RerankResult, RerankerInfo,
+    ScoredCandidate,
+};
+use crate::metrics::Metrics;
+use crate::pairs::PairEncoder;
+use crate::queue::{Queue, QueueError};
+
+/// Request limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_emails: usize,
+    pub max_candidates: usize,
+    pub default_deadline: Duration,
+    pub max_deadline: Duration,
+}
+
+/// How reranker scores become probabilities.
+#[derive(Debug, Clone, Copy)]
+pub struct Calibration {
+    pub temperature: f32,
+    /// Weight of the edge's log-probabilities in the fusion.
+    pub edge_weight: f32,
+}
+
+/// One validated e-mail of a rerank request.
+struct Checked<'b> {
+    /// The reranker's text for each candidate, in request order.
+    texts: Vec<&'b str>,
+    /// The edge's probabilities, when every candidate carried one.
+    edge: Option<Vec<f32>>,
+}
+
+/// Everything a request needs once the server is ready.
+pub struct Engine {
+    pub bundles: Bundles,
+    pub encoder: PairEncoder,
+    pub queue: Queue,
+    pub reranker: RerankerInfo,
+    pub calibration: Calibration,
+    pub limits: Limits,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Engine {
+    /// The bundle a request names.
+    pub fn bundle(&self, key: &str) -> Result<&LoadedBundle, ApiError> {
+        self.bundles
+            .get(key)
+            .ok_or_else(|| ApiError::UnknownBundle {
+                name: key.to_string(),
+                known: self.bundles.describe(),
+            })
+    }
+
+    /// When a request's work must be done.
+    pub fn deadline(&self, requested_ms: Option<u64>) -> (Instant, u64) {
+        let d = requested_ms
+            .map(Duration::from_millis)
+            .unwrap_or(self.limits.default_deadline)
+            .min(self.limits.max_deadline);
+        (Instant::now() + d, d.as_millis() as u64)
+    }
+
+    fn check_count(&self, n: usize) -> Result<(), ApiError> {
+        if n == 0 || n > self.limits.max_emails {
+            return Err(ApiError::InvalidRequest(format!(
+                "send 1 to {} e-mails per request (got {n})",
+                self.limits.max_emails
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks a rerank request against the bundle and limits; returns each
+    /// e-mail's label texts and edge probabilities (when complete).
+    fn validate<'b>(
+        &self,
+        bundle: &'b LoadedBundle,
+        emails: &[RerankEmail],
+    ) -> Result<Vec<Checked<'b>>, ApiError> {
+        self.check_count(emails.len())?;
+        emails
+            .iter()
+            .map(|e| {
+                let n = e.candidates.len();
+                if n == 0 || n > self.limits.max_candidates {
+                    return Err(ApiError::InvalidRequest(format!(
+                        "e-mail {:?}: send 1 to {} candidates (got {n})",
+                        e.id, self.limits.max_candidates
+                    )));
+                }
+                let mut seen = HashSet::new();
+                let mut texts = Vec::with_capacity(n);
+                for c in &e.candidates {
+                    if !seen.insert(c.label.as_str()) {
+                        return Err(ApiError::InvalidRequest(format!(
+                            "e-mail {:?}: label {:?} is listed twice",
+                            e.id, c.label
+                        )));
+                    }
+                    texts.push(bundle.label_text(&c.label).ok_or_else(|| {
+                        ApiError::UnknownLabel {
+                            label: c.label.clone(),
+                            email: e.id.clone(),
+                            bundle: bundle.name.clone(),
+                        }
+                    })?);
+                }
+                let probs: Vec<f32> = e.candidates.iter().filter_map(|c| c.probability).collect();
+                if probs.iter().any(|p| !(0.0..=1.0).contains(p)) {
+                    return Err(ApiError::InvalidRequest(format!(
+                        "e-mail {:?}: probabilities must lie in [0, 1]",
+                        e.id
+                    )));
+                }
+                let edge = match probs.len() {
+                    0 => None,
+                    k if k == n => Some(probs),
+                    _ => {
+                        return Err(ApiError::InvalidRequest(format!(
+                            "e-mail {:?}: give a probability for every candidate or for none",
+                            e.id
+                        )));
+                    }
+                };
+                Ok(Checked { texts, edge })
+            })
+            .collect()
+    }
+
+    /// Reranks each e-mail's candidates.
+    pub async fn rerank(
+        self: &Arc<Self>,
+        bundle_key: &str,
+        emails: Vec<RerankEmail>,
+        deadline: (Instant, u64),
+    ) -> Result<(String, Vec<RerankResult>), ApiError> {
+        let bundle = self.bundle(bundle_key)?;
+        let plan = self.validate(bundle, &emails)?;
+        self.metrics
+            .emails
+            .with_label_values(&["rerank"])
+            .inc_by(emails.len() as u64);
+        let jobs: Vec<(String, Vec<String>)> = emails
+            .iter()
+            .zip(&plan)
+            .map(|(e, c)| {
+                (
+                    e.text.clone(),
+                    c.texts.iter().map(|t| t.to_string()).collect(),
+                )
+            })
+            .collect();
+        let scores = self.score(jobs, deadline).await?;
+        let results = emails
+            .into_iter()
+            .zip(plan)
+            .zip(scores)
+            .map(|((email, checked), scores)| {
+                let labels: Vec<String> = email.candidates.into_iter().map(|c| c.label).collect();
+                ranked(
+                    email.id,
+                    labels,
+                    scores,
+                    checked.edge.as_deref(),
+                    self.calibration,
+                )
+            })
+            .collect();
+        Ok((bundle.id.clone(), results))
+    }
+
+    /// Runs the edge on whole e-mails and reranks what its gate forwards.
+    pub async fn classify(
+        self: &Arc<Self>,
+        bundle_key: &str,
+        emails: Vec<ClassifyEmail>,
+        deadline: (Instant, u64),
+    ) -> Result<(String, Vec<ClassifyResult>), ApiError> {
+        let bundle = self.bundle(bundle_key)?;
+        self.check_count(emails.len())?;
+        self.metrics
+            .emails
+            .with_label_values(&["classify"])
+            .inc_by(emails.len() as u64);
+        let bundle_id = bundle.id.clone();
+        let engine = self.clone();
+        let inputs: Vec<(String, EmailInput)> =
+            emails.into_iter().map(|e| (e.id, e.input)).collect();
+        let started = Instant::now();
+        let key = bundle_key.to_string();
+        let edge = tokio::task::spawn_blocking(move || {
+            let bundle = engine.bundle(&key).expect("bundle was found above");
+            let out = bundle.classifier.classify_with_text(&inputs, 32);
+            (inputs, out)
+        })
+        .await
+        .map_err(|e| ApiError::Model(format!("edge task: {e}")))?;
+        self.metrics
+            .stage_seconds
+            .with_label_values(&["edge"])
+            .observe(started.elapsed().as_secs_f64());
+        let (inputs, outcomes) = edge;
+
+        let mut results = Vec::with_capacity(inputs.len());
+        let mut forwarded = Vec::new();
+        for ((id, _), outcome) in inputs.into_iter().zip(outcomes) {
+            match outcome {
+                Err(e) => results.push(ClassifyResult {
+                    id,
+                    decision: None,
+                    error: Some(ItemError {
+                        error: e.to_string(),
+                        code: "invalid_email".into(),
+                    }),
+                }),
+                Ok((mut decision, text)) => {
+                    let rerank = decision.decided_by == DecidedBy::Backend
+                        && !matches!(decision.forward_reason, Some(ForwardReason::EmptyText));
+                    if decision.decided_by == DecidedBy::Backend && !rerank {
+                        // No text to rerank: the edge's guess is all there is.
+                        decision.provisional = true;
+                    }
+                    if rerank {
+                        forwarded.push((results.len(), text));
+                    }
+                    results.push(ClassifyResult {
+                        id,
+                        decision: Some(decision),
+                        error: None,
+                    });
+                }
+            }
+        }
+        self.metrics.forwarded.inc_by(forwarded.len() as u64);
+        if forwarded.is_empty() {
+            return Ok((bundle_id, results));
+        }
+
+        let mut jobs = Vec::with_capacity(forwarded.len());
+        for (i, text) in &forwarded {
+            let decision = results[*i]
+                .decision
+                .as_ref()
+                .expect("forwarded e-mails have a decision");
+            let labels = decision
+                .candidates
+                .iter()
+                .map(|c| {
+                    bundle
+                        .label_text(&c.label)
+                        .map(str::to_string)
+                        .expect("the edge only proposes labels of its own bundle")
+                })
+                .collect();
+            jobs.push((text.clone(), labels));
+        }
+        let scores = self.score(jobs, deadline).await?;
+        for ((i, _), scores) in forwarded.into_iter().zip(scores) {
+            let decision = results[i]
+                .decision
+                .as_mut()
+                .expect("forwarded e-mails have a decision");
+            let labels: Vec<String> = decision
+                .candidates
+                .iter()
+                .map(|c| c.label.clone())
+                .collect();
+            let edge: Vec<f32> = decision.candidates.iter().map(|c| c.probability).collect();
+            let r = ranked(
+                decision.id.clone(),
+                labels,
+                scores,
+                Some(&edge),
+                self.calibration,
+            );
+            apply(decision, r);
+        }
+        Ok((bundle_id, results))
+    }
+
+    /// Tokenizes (text, label texts) jobs, queues them and waits for scores.
+    async fn score(
+        self: &Arc<Self>,
+        jobs: Vec<(String, Vec<String>)>,
+        (deadline, deadline_ms): (Instant, u64),
+    ) -> Result<Vec<Vec<f32>>, ApiError> {
+        let engine = self.clone();
+        let started = Instant::now();
+        let encoded = tokio::task::spawn_blocking(move || {
+            jobs.iter()
+                .map(|(text, labels)| {
+                    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+                    engine.encoder.encode(text, &labels)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| ApiError::Model(format!("tokenizer task: {e}")))?
+        .map_err(|e| ApiError::Model(e.to_string()))?;
+        self.metrics
+            .stage_seconds
+            .with_label_values(&["tokenize"])
+            .observe(started.elapsed().as_secs_f64());
+
+        // Submit everything first so one request's e-mails share batches.
+        // If admission fails half-way, the receivers already made are
+        // dropped and the batcher skips their jobs.
+        let mut receivers = Vec::with_capacity(encoded.len());
+        for pairs in encoded {
+            let rx = self.queue.submit(pairs, deadline).map_err(|e| match e {
+                QueueError::Full { pending } => ApiError::QueueFull {
+                    pending,
+                    retry_after_s: 1,
+                },
+                QueueError::Stopped => ApiError::ShuttingDown,
+                other => ApiError::Model(other.to_string()),
+            })?;
+            receivers.push(rx);
+        }
+        let expired = || ApiError::DeadlineExceeded { deadline_ms };
+        let mut out = Vec::with_capacity(receivers.len());
+        for rx in receivers {
+            let reply = tokio::time::timeout_at(deadline.into(), rx)
+                .await
+                .map_err(|_| expired())?
+                .map_err(|_| ApiError::ShuttingDown)?;
+            out.push(reply.map_err(|e| match e {
+                QueueError::Expired => expired(),
+                QueueError::Stopped => ApiError::ShuttingDown,
+                QueueError::Full { pending } => ApiError::QueueFull {
+                    pending,
+                    retry_after_s: 1,
+                },
+                QueueError::Model(m) => ApiError::Model(m),
+            })?);
+        }
+        Ok(out)
+    }
+}
+
+/// Probabilities over one e-mail's candidates: softmax of the scores over
+/// the temperature, plus the edge's log-probabilities times their weight.
+pub fn fuse(scores: &[f32], edge: Option<&[f32]>, calibration: Calibration) -> Vec<f32> {
+    let t = calibration.temperature.max(1e-3);
+    let logits: Vec<f32> = scores
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let prior = edge.map_or(0.0, |e| calibration.edge_weight * e[i].max(1e-9).ln());
+            s / t + prior
+        })
+        .collect();
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+fn ranked(
+    id: String,
+    labels: Vec<String>,
+    scores: Vec<f32>,
+    edge: Option<&[f32]>,
+    calibration: Calibration,
+) -> RerankResult {
+    let probs = fuse(&scores, edge, calibration);
+    let mut candidates: Vec<ScoredCandidate> = labels
+        .into_iter()
+        .zip(scores)
+        .zip(probs)
+        .map(|((label, score), probability)| ScoredCandidate {
+            label,
+            score,
+            probability,
+        })
+        .collect();
+    candidates.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+    let best = &candidates[0];
+    RerankResult {
+        id,
+        label: best.label.clone(),
+        confidence: best.probability,
+        candidates,
+    }
+}
+
+/// Writes the reranker's answer into the edge's decision.
+fn apply(decision: &mut Decision, r: RerankResult) {
+    decision.label = r.label;
+    decision.confidence = r.confidence;
+    decision.decided_by = DecidedBy::Backend;
+    decision.provisional = false;
+    decision.candidates = r
+        .candidates
+        .into_iter()
+        .map(|c| Candidate {
+            label: c.label,
+            probability: c.probability,
+        })
+        .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAIN: Calibration = Calibration {
+        temperature: 1.0,
+        edge_weight: 0.0,
+    };
+
+    #[test]
+    fn fusion_without_edge_is_a_softmax() {
+        let p = fuse(&[1.0, 0.0], None, PLAIN);
+        assert!((p[0] - 1.0 / (1.0 + (-1.0f32).exp())).abs() < 1e-6);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn edge_evidence_can_overturn_a_small_score_gap() {
+        let cal = Calibration {
+            temperature: 1.0,
+            edge_weight: 1.0,
+        };
+        // The reranker slightly prefers 0, the edge strongly prefers 1.
+        let p = fuse(&[0.2, 0.0], Some(&[0.1, 0.9]), cal);
+        assert!(p[1] > p[0]);
+        let p = fuse(&[0.2, 0.0], Some(&[0.1, 0.9]), PLAIN);
+        assert!(p[0] > p[1]);
+    }
+
+    #[test]
+    fn ranked_sorts_and_picks_the_most_probable() {
+        let r = ranked(
+            "m".into(),
+            vec!["a".into(), "b".into(), "c".into()],
+            vec![0.0, 2.0, 1.0],
+            None,
+            PLAIN,
+        );
+        assert_eq!(r.label, "b");
+        let order: Vec<&str> = r.candidates.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(order, ["b", "c", "a"]);
+        assert_eq!(r.candidates[0].score, 2.0);
+    }
+}

@@ -1,0 +1,95 @@
+//! (e-mail text, label text) pairs as the cross-encoder reads them:
+//! `[CLS] e-mail [SEP] label [SEP]`, truncated to the token cap by cutting
+//! the longer side first (in practice the e-mail; label texts are short).
+
+use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
+
+use crate::cross_encoder::ModelError;
+
+/// One tokenized pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedPair {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+}
+
+impl EncodedPair {
+    /// A well-formed pair of `len` tokens, for warm-up.
+    pub fn synthetic(len: usize) -> Self {
+        let len = len.max(3);
+        // [CLS] "the" … [SEP] "the" [SEP] in BERT's uncased vocabulary.
+        let mut ids = vec![1996; len];
+        ids[0] = 101;
+        ids[len - 3] = 102;
+        ids[len - 1] = 102;
+        let mut type_ids = vec![0; len];
+        type_ids[len - 2] = 1;
+        type_ids[len - 1] = 1;
+        Self { ids, type_ids }
+    }
+}
+
+/// The cross-encoder's tokenizer with the server's token cap.
+pub struct PairEncoder {
+    tokenizer: Tokenizer,
+    token_cap: usize,
+}
+
+impl PairEncoder {
+    /// Reads `tokenizer.json` text and sets truncation at `token_cap`.
+    pub fn new(tokenizer_json: &str, token_cap: usize) -> Result<Self, ModelError> {
+        let bad = |e: tokenizers::Error| ModelError::Session(format!("tokenizer.json: {e}"));
+        let mut tokenizer: Tokenizer = tokenizer_json.parse().map_err(bad)?;
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: token_cap,
+                strategy: TruncationStrategy::LongestFirst,
+                ..Default::default()
+            }))
+            .map_err(bad)?;
+        tokenizer.with_padding(None);
+        Ok(Self {
+            tokenizer,
+            token_cap,
+        })
+    }
+
+    /// The cap every pair is cut to.
+    pub fn token_cap(&self) -> usize {
+        self.token_cap
+    }
+
+    /// Tokenizes `text` against each label text.
+    pub fn encode(&self, text: &str, labels: &[&str]) -> Result<Vec<EncodedPair>, ModelError> {
+        let inputs: Vec<(String, String)> = labels
+            .iter()
+            .map(|l| (text.to_string(), l.to_string()))
+            .collect();
+        let encodings = self
+            .tokenizer
+            .encode_batch(inputs, true)
+            .map_err(|e| ModelError::Run(format!("tokenizing: {e}")))?;
+        Ok(encodings
+            .into_iter()
+            .map(|e| EncodedPair {
+                ids: e.get_ids().to_vec(),
+                type_ids: e.get_type_ids().to_vec(),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_pairs_have_the_pair_layout() {
+        let p = EncodedPair::synthetic(8);
+        assert_eq!(p.ids.len(), 8);
+        assert_eq!(p.ids[0], 101);
+        assert_eq!(p.ids[5], 102);
+        assert_eq!(p.ids[7], 102);
+        assert_eq!(p.type_ids, vec![0, 0, 0, 0, 0, 0, 1, 1]);
+    }
+}

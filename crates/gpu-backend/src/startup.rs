@@ -1,0 +1,131 @@
+//! Loading what the server needs before it is ready: bundles, reranker,
+//! tokenizer, warm-up, batcher.
+
+use std::fs;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mailsort_edge::classify::sha256_hex;
+use mailsort_edge::model_store::RerankerDir;
+use thiserror::Error;
+
+use crate::bundles::{BundleLoadError, Bundles};
+use crate::config::ServeConfig;
+use crate::cross_encoder::{CrossEncoder, ModelError, RuntimeOptions};
+use crate::http::types::RerankerInfo;
+use crate::infer::{Calibration, Engine, Limits};
+use crate::metrics::Metrics;
+use crate::pairs::PairEncoder;
+use crate::queue::{self, BatchConfig, Batcher};
+
+/// Why the server could not get ready.
+#[derive(Debug, Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Bundle(#[from] BundleLoadError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Loads bundles and the reranker, warms the model up and starts the
+/// batcher. Blocking; minutes on a cold CPU machine.
+pub fn load(
+    config: &ServeConfig,
+    metrics: Arc<Metrics>,
+) -> Result<(Arc<Engine>, Batcher), StartupError> {
+    if config.max_batch_tokens < usize::from(config.token_cap) {
+        return Err(StartupError::Config(format!(
+            "--max-batch-tokens {} is smaller than one pair at the token cap ({})",
+            config.max_batch_tokens, config.token_cap
+        )));
+    }
+    let started = Instant::now();
+    let bundles = Bundles::load(&config.bundles, &config.model_dir)?;
+    for b in bundles.iter() {
+        tracing::info!(
+            "bundle {} ({}): {} labels",
+            b.name,
+            &b.id[..12],
+            b.classifier.bundle().taxonomy.labels().len()
+        );
+    }
+
+    let dir = RerankerDir(config.reranker_dir.clone());
+    let options = RuntimeOptions {
+        device: config.device,
+        precision: config.precision,
+        tensorrt: config.tensorrt,
+        threads: config.threads,
+    };
+    let mut model = CrossEncoder::load(&dir, &config.ort_lib, &options)?;
+    let tokenizer = fs::read_to_string(dir.tokenizer()).map_err(|e| ModelError::Read {
+        path: dir.tokenizer().display().to_string(),
+        detail: e.to_string(),
+    })?;
+    if sha256_hex(tokenizer.as_bytes()) != model.manifest.tokenizer_sha256 {
+        return Err(ModelError::WrongFile {
+            path: dir.tokenizer().display().to_string(),
+            expected: model.manifest.tokenizer_sha256.clone(),
+            found: sha256_hex(tokenizer.as_bytes()),
+        }
+        .into());
+    }
+    let token_cap = usize::from(config.token_cap);
+    let encoder = PairEncoder::new(&tokenizer, token_cap)?;
+    let warm = Instant::now();
+    model.warm_up(token_cap)?;
+    let reranker = RerankerInfo {
+        name: model.manifest.name.clone(),
+        trained: model.manifest.trained,
+        device: model.device.to_string(),
+        precision: model.precision.to_string(),
+    };
+    tracing::info!(
+        "reranker {} on {} {} (warm-up {:.1} s){}",
+        reranker.name,
+        reranker.device,
+        reranker.precision,
+        warm.elapsed().as_secs_f32(),
+        if reranker.trained {
+            ""
+        } else {
+            "; its head is an untrained placeholder, so scores carry no meaning"
+        }
+    );
+    metrics
+        .model_info
+        .with_label_values(&[&reranker.device, &reranker.precision, &reranker.name])
+        .set(1);
+    let calibration = Calibration {
+        temperature: model.manifest.temperature,
+        edge_weight: model.manifest.edge_weight,
+    };
+    let (queue, batcher) = queue::start(
+        model,
+        BatchConfig {
+            max_batch_tokens: config.max_batch_tokens,
+            max_batch_delay: Duration::from_millis(config.max_batch_delay_ms),
+            no_batching: config.no_batching,
+            max_queue_pairs: config.max_queue_pairs,
+        },
+        metrics.clone(),
+    );
+    let engine = Engine {
+        bundles,
+        encoder,
+        queue,
+        reranker,
+        calibration,
+        limits: Limits {
+            max_emails: config.max_emails,
+            max_candidates: config.max_candidates,
+            default_deadline: Duration::from_millis(config.default_deadline_ms),
+            max_deadline: Duration::from_millis(config.max_deadline_ms),
+        },
+        metrics,
+    };
+    tracing::info!("ready after {:.1} s", started.elapsed().as_secs_f32());
+    Ok((Arc::new(engine), batcher))
+}
