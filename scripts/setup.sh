@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Everything mailsort needs on a fresh machine, idempotent:
-# the Python tools (.venv), the release build, and the verified encoder.
+# Everything mailsort needs on a fresh machine, idempotent: the Python tools
+# (.venv), the release builds (mailsort, mailsort-backend), the verified
+# encoder and the backend's reranker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,8 +20,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
 
-echo "building mailsort (release)…" >&2
-cargo build --release --locked -p mailsort-edge --bin mailsort
+echo "building mailsort and mailsort-backend (release)…" >&2
+cargo build --release --locked -p mailsort-edge --bin mailsort -p mailsort-gpu-backend --bin mailsort-backend
 
 export MAILSORT_PYTHON="$PWD/.venv/bin/python"
 "$CARGO_TARGET_DIR/release/mailsort" models fetch
+"$CARGO_TARGET_DIR/release/mailsort" models reranker

@@ -14,3 +14,5 @@ cargo check --locked --target wasm32-unknown-unknown -p mailsort-edge --no-defau
 cargo test --release --locked --workspace --all-targets 2>&1 | tee "${TMPDIR:-/tmp}/mailsort-test.log"
 # One closing line that totals every test binary.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "${TMPDIR:-/tmp}/mailsort-test.log"
+# The backend's API, fuzzed from its OpenAPI document: no 5xx (bounded).
+MAX_TIME=${SCHEMATHESIS_MAX_TIME:-60} scripts/schemathesis.sh

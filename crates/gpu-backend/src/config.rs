@@ -75,9 +75,11 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u16).range(128..=512))]
     pub token_cap: u16,
 
-    /// Padded tokens (pairs × longest pair) per model call.
-    #[arg(long, env = "MAILSORT_MAX_BATCH_TOKENS", default_value_t = 16384)]
-    pub max_batch_tokens: usize,
+    /// Padded tokens (pairs × longest pair) per model call. Default: 16384
+    /// on CUDA; 1024 on CPU, where larger calls were measured slower per
+    /// pair (README, backend benchmark).
+    #[arg(long, env = "MAILSORT_MAX_BATCH_TOKENS")]
+    pub max_batch_tokens: Option<usize>,
 
     /// How long the batcher waits for more work once it holds some.
     #[arg(long, env = "MAILSORT_MAX_BATCH_DELAY_MS", default_value_t = 5)]

@@ -38,7 +38,9 @@ pub enum ApiError {
         email: String,
         bundle: String,
     },
-    #[error("the queue is full ({pending} pairs waiting); retry after {retry_after_s} s")]
+    #[error(
+        "the queue is full ({pending} pairs waiting, more than the limit or the deadline allows); retry after {retry_after_s} s"
+    )]
     QueueFull { pending: usize, retry_after_s: u64 },
     #[error("too many requests in flight (limit {limit}); retry shortly")]
     TooManyRequests { limit: usize },

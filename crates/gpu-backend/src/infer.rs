@@ -7,14 +7,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mailsort_shared::api::{
+    ClassifyEmail, ClassifyResult, ItemError, RerankEmail, RerankResult, RerankerInfo,
+    ScoredCandidate,
+};
 use mailsort_shared::types::{Candidate, DecidedBy, Decision, EmailInput, ForwardReason};
 
 use crate::bundles::{Bundles, LoadedBundle};
 use crate::error::ApiError;
-use crate::http::types::{
-    ClassifyEmail, ClassifyResult, ItemError, RerankEmail, RerankResult, RerankerInfo,
-    ScoredCandidate,
-};
 use crate::metrics::Metrics;
 use crate::pairs::PairEncoder;
 use crate::queue::{Queue, QueueError};
@@ -323,9 +323,12 @@ impl Engine {
         let mut receivers = Vec::with_capacity(encoded.len());
         for pairs in encoded {
             let rx = self.queue.submit(pairs, deadline).map_err(|e| match e {
-                QueueError::Full { pending } => ApiError::QueueFull {
+                QueueError::Full {
                     pending,
-                    retry_after_s: 1,
+                    retry_after_s,
+                } => ApiError::QueueFull {
+                    pending,
+                    retry_after_s,
                 },
                 QueueError::Stopped => ApiError::ShuttingDown,
                 other => ApiError::Model(other.to_string()),
@@ -342,9 +345,12 @@ impl Engine {
             out.push(reply.map_err(|e| match e {
                 QueueError::Expired => expired(),
                 QueueError::Stopped => ApiError::ShuttingDown,
-                QueueError::Full { pending } => ApiError::QueueFull {
+                QueueError::Full {
                     pending,
-                    retry_after_s: 1,
+                    retry_after_s,
+                } => ApiError::QueueFull {
+                    pending,
+                    retry_after_s,
                 },
                 QueueError::Model(m) => ApiError::Model(m),
             })?);

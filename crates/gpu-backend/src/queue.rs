@@ -6,11 +6,15 @@
 //! tokens. Pairs from all gathered jobs are sorted by length and cut into
 //! model calls of similar length, so short e-mails are not padded to long
 //! ones. Jobs whose client has hung up or whose deadline has passed are
-//! dropped before they reach the model. Admission is bounded in pairs:
-//! past `max_queue_pairs`, [`Queue::submit`] refuses and the client gets 429.
+//! dropped before they reach the model. Admission is bounded twice: past
+//! `max_queue_pairs` pairs, and when the work already queued would take
+//! longer than the new job's deadline at the measured rate, [`Queue::submit`]
+//! refuses and the client gets 429 at once, rather than waiting only to
+//! time out (under overload the server then keeps serving what it admits
+//! within its deadline).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,7 +40,11 @@ pub struct BatchConfig {
 #[derive(Debug, Clone, Error)]
 pub enum QueueError {
     #[error("queue full: {pending} pairs pending")]
-    Full { pending: usize },
+    Full {
+        pending: usize,
+        /// Estimated seconds until the queue has drained.
+        retry_after_s: u64,
+    },
     #[error("the deadline passed while queued")]
     Expired,
     #[error("the batcher has stopped")]
@@ -66,7 +74,32 @@ pub struct Queue {
     tx: mpsc::Sender<Job>,
     pending: Arc<AtomicUsize>,
     max_pending: usize,
+    rate: Arc<PairRate>,
     metrics: Arc<Metrics>,
+}
+
+/// Pairs scored per second of model time, smoothed (f32 bits; 0 = unknown).
+#[derive(Default)]
+struct PairRate(AtomicU32);
+
+impl PairRate {
+    fn get(&self) -> f32 {
+        f32::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    fn observe(&self, pairs: usize, seconds: f32) {
+        if seconds <= 0.0 || pairs == 0 {
+            return;
+        }
+        let now = pairs as f32 / seconds;
+        let old = self.get();
+        let new = if old == 0.0 {
+            now
+        } else {
+            0.8 * old + 0.2 * now
+        };
+        self.0.store(new.to_bits(), Ordering::Relaxed);
+    }
 }
 
 /// The batcher thread; dropping every [`Queue`] ends it after the work
@@ -88,10 +121,12 @@ impl Batcher {
 pub fn start(model: CrossEncoder, config: BatchConfig, metrics: Arc<Metrics>) -> (Queue, Batcher) {
     let (tx, rx) = mpsc::channel();
     let pending = Arc::new(AtomicUsize::new(0));
+    let rate = Arc::new(PairRate::default());
     let queue = Queue {
         tx,
         pending: pending.clone(),
         max_pending: config.max_queue_pairs,
+        rate: rate.clone(),
         metrics: metrics.clone(),
     };
     let worker = Worker {
@@ -99,6 +134,7 @@ pub fn start(model: CrossEncoder, config: BatchConfig, metrics: Arc<Metrics>) ->
         rx,
         config,
         pending,
+        rate,
         metrics,
         carried: None,
     };
@@ -123,13 +159,30 @@ impl Queue {
         deadline: Instant,
     ) -> Result<oneshot::Receiver<Result<Vec<f32>, QueueError>>, QueueError> {
         let n = pairs.len();
+        let rate = self.rate.get();
+        let drain_s = |pending: usize| {
+            if rate > 0.0 {
+                (pending + n) as f32 / rate
+            } else {
+                0.0
+            }
+        };
+        let budget_s = deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs_f32();
         let admitted = self
             .pending
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
-                (p + n <= self.max_pending).then_some(p + n)
+                // An empty queue always admits, so one slow job cannot lock
+                // the server out.
+                let fits = p + n <= self.max_pending && (p == 0 || drain_s(p) <= budget_s);
+                fits.then_some(p + n)
             });
         if let Err(pending) = admitted {
-            return Err(QueueError::Full { pending });
+            return Err(QueueError::Full {
+                pending,
+                retry_after_s: drain_s(pending).ceil().max(1.0) as u64,
+            });
         }
         self.metrics.queue_pairs.add(n as i64);
         let (reply, rx) = oneshot::channel();
@@ -162,6 +215,7 @@ struct Worker {
     rx: mpsc::Receiver<Job>,
     config: BatchConfig,
     pending: Arc<AtomicUsize>,
+    rate: Arc<PairRate>,
     metrics: Arc<Metrics>,
     /// A job taken from the channel that did not fit the last batch.
     carried: Option<Job>,
@@ -237,14 +291,7 @@ impl Worker {
             return;
         }
 
-        // (job, pair) of every pair, shortest first.
-        let mut order: Vec<(usize, usize)> = live
-            .iter()
-            .enumerate()
-            .flat_map(|(j, job)| (0..job.pairs.len()).map(move |p| (j, p)))
-            .collect();
-        order.sort_by_key(|&(j, p)| live[j].pairs[p].ids.len());
-
+        let order = by_length(&live);
         let mut scores: Vec<Vec<f32>> = live.iter().map(|j| vec![0.0; j.pairs.len()]).collect();
         let mut failure: Option<String> = None;
         for chunk in chunks(&live, &order, self.config.max_batch_tokens) {
@@ -257,6 +304,8 @@ impl Worker {
             let started = Instant::now();
             match self.model.score(&batch) {
                 Ok(s) => {
+                    self.rate
+                        .observe(batch.len(), started.elapsed().as_secs_f32());
                     for (&(j, p), v) in chunk.iter().zip(s) {
                         scores[j][p] = v;
                     }
@@ -282,6 +331,17 @@ impl Worker {
     }
 }
 
+/// (job, pair) of every pair, shortest first.
+fn by_length(live: &[Job]) -> Vec<(usize, usize)> {
+    let mut order: Vec<(usize, usize)> = live
+        .iter()
+        .enumerate()
+        .flat_map(|(j, job)| (0..job.pairs.len()).map(move |p| (j, p)))
+        .collect();
+    order.sort_by_key(|&(j, p)| live[j].pairs[p].ids.len());
+    order
+}
+
 /// Cuts the length-sorted pairs into model calls of at most `max_tokens`
 /// padded tokens (a single pair always fits).
 fn chunks<'a>(
@@ -303,4 +363,49 @@ fn chunks<'a>(
         out.push(&order[start..]);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(lengths: &[usize]) -> Job {
+        let (reply, _) = oneshot::channel();
+        Job {
+            pairs: lengths.iter().map(|&n| EncodedPair::synthetic(n)).collect(),
+            deadline: Instant::now(),
+            enqueued: Instant::now(),
+            reply,
+        }
+    }
+
+    #[test]
+    fn chunks_respect_the_token_budget_and_keep_every_pair() {
+        let live = vec![job(&[10, 50, 12]), job(&[48, 11]), job(&[100])];
+        let order = by_length(&live);
+        let out = chunks(&live, &order, 100);
+        let widths: Vec<Vec<usize>> = out
+            .iter()
+            .map(|c| c.iter().map(|&(j, p)| live[j].pairs[p].ids.len()).collect())
+            .collect();
+        // Short pairs share a call; long ones are not padded with them.
+        assert_eq!(widths, vec![vec![10, 11, 12], vec![48, 50], vec![100]]);
+        for c in &out {
+            let width = c
+                .iter()
+                .map(|&(j, p)| live[j].pairs[p].ids.len())
+                .max()
+                .unwrap();
+            assert!(c.len() == 1 || width * c.len() <= 100);
+        }
+    }
+
+    #[test]
+    fn a_pair_wider_than_the_budget_still_gets_a_call() {
+        let live = vec![job(&[300, 20])];
+        let order = vec![(0, 1), (0, 0)];
+        let out = chunks(&live, &order, 128);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1], &[(0, 0)]);
+    }
 }

@@ -7,16 +7,22 @@ use std::time::{Duration, Instant};
 
 use mailsort_edge::classify::sha256_hex;
 use mailsort_edge::model_store::RerankerDir;
+use mailsort_shared::api::RerankerInfo;
 use thiserror::Error;
 
 use crate::bundles::{BundleLoadError, Bundles};
 use crate::config::ServeConfig;
-use crate::cross_encoder::{CrossEncoder, ModelError, RuntimeOptions};
-use crate::http::types::RerankerInfo;
+use crate::cross_encoder::{CrossEncoder, Device, ModelError, RuntimeOptions};
 use crate::infer::{Calibration, Engine, Limits};
 use crate::metrics::Metrics;
 use crate::pairs::PairEncoder;
 use crate::queue::{self, BatchConfig, Batcher};
+
+/// Default token budget per model call on CPU: larger calls ran slower per
+/// pair with ONNX Runtime on the 2-core development machine.
+const CPU_BATCH_TOKENS: usize = 1024;
+/// Default token budget per model call on a GPU.
+const GPU_BATCH_TOKENS: usize = 16384;
 
 /// Why the server could not get ready.
 #[derive(Debug, Error)]
@@ -35,10 +41,12 @@ pub fn load(
     config: &ServeConfig,
     metrics: Arc<Metrics>,
 ) -> Result<(Arc<Engine>, Batcher), StartupError> {
-    if config.max_batch_tokens < usize::from(config.token_cap) {
+    if let Some(t) = config.max_batch_tokens
+        && t < usize::from(config.token_cap)
+    {
         return Err(StartupError::Config(format!(
-            "--max-batch-tokens {} is smaller than one pair at the token cap ({})",
-            config.max_batch_tokens, config.token_cap
+            "--max-batch-tokens {t} is smaller than one pair at the token cap ({})",
+            config.token_cap
         )));
     }
     let started = Instant::now();
@@ -102,10 +110,23 @@ pub fn load(
         temperature: model.manifest.temperature,
         edge_weight: model.manifest.edge_weight,
     };
+    let max_batch_tokens = config.max_batch_tokens.unwrap_or(match model.device {
+        Device::Cpu => CPU_BATCH_TOKENS,
+        Device::Cuda | Device::TensorRt => GPU_BATCH_TOKENS,
+    });
+    tracing::info!(
+        "batches: up to {max_batch_tokens} padded tokens, {} ms wait{}",
+        config.max_batch_delay_ms,
+        if config.no_batching {
+            ", one e-mail per model call"
+        } else {
+            ""
+        }
+    );
     let (queue, batcher) = queue::start(
         model,
         BatchConfig {
-            max_batch_tokens: config.max_batch_tokens,
+            max_batch_tokens,
             max_batch_delay: Duration::from_millis(config.max_batch_delay_ms),
             no_batching: config.no_batching,
             max_queue_pairs: config.max_queue_pairs,

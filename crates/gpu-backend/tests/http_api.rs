@@ -198,14 +198,7 @@ async fn bad_requests_get_clear_json_errors() {
     // Still healthy, and every failure was counted by code.
     let (s, _) = post(&url, &json!({"bundle": "b77", "emails": [ok]})).await;
     assert_eq!(s, 200);
-    let metrics = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert!(
         metrics.contains("mailsort_errors_total{code=\"unknown_label\"} 1"),
         "{metrics}"
@@ -214,7 +207,8 @@ async fn bad_requests_get_clear_json_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batched_scores_equal_one_at_a_time_scores() {
-    let server = Server::start(&["--max-batch-delay-ms", "20"]);
+    // The GPU budget, so that requests really share model calls on CPU too.
+    let server = Server::start(&["--max-batch-delay-ms", "20", "--max-batch-tokens", "16384"]);
     let url = server.url("/v1/rerank");
     let labels = labels();
     let emails: Vec<Value> = texts(16)
@@ -251,14 +245,7 @@ async fn batched_scores_equal_one_at_a_time_scores() {
     assert!(max_diff < 1e-4, "batched vs single max |diff| {max_diff}");
 
     // Batches really were formed: some model call held more than 5 pairs.
-    let metrics = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     let sum = metric(&metrics, "mailsort_batch_pairs_sum");
     let count = metric(&metrics, "mailsort_batch_pairs_count");
     assert!(sum / count > 5.0, "mean batch {sum}/{count}");
@@ -326,14 +313,7 @@ async fn deadlines_and_hang_ups_drop_queued_work() {
         .await;
     assert!(gone.is_err());
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let metrics = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert_eq!(
         metric(
             &metrics,
@@ -427,14 +407,7 @@ async fn classify_runs_the_edge_and_reranks_what_it_forwards() {
         kept > 0 && forwarded > 0,
         "kept {kept}, forwarded {forwarded}"
     );
-    let metrics = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert_eq!(
         metric(&metrics, "mailsort_forwarded_total"),
         forwarded as f64
@@ -537,6 +510,17 @@ where
         out.push(h.await.expect("task finished"));
     }
     out
+}
+
+async fn metrics_text(server: &Server) -> String {
+    client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// The value of one sample line of the Prometheus text format.

@@ -1,5 +1,6 @@
-//! The REST API: router and handlers ([`server`]), bodies ([`types`]) and
-//! the OpenAPI document ([`openapi`]).
+//! The REST API: router and handlers ([`server`]), health bodies
+//! ([`types`]; the API bodies are `mailsort_shared::api`) and the OpenAPI
+//! document ([`openapi`]).
 
 pub mod openapi;
 pub mod server;

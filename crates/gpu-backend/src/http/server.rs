@@ -2,6 +2,7 @@
 //! per request, JSON parsing with mapped rejections, and the handlers, which
 //! hand over to [`crate::infer::Engine`].
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -12,16 +13,16 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use mailsort_shared::api::{ClassifyRequest, ClassifyResponse, RerankRequest, RerankResponse};
 use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use utoipa::OpenApi;
 
 use crate::auth::ApiKeys;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::openapi::ApiDoc;
-use crate::http::types::{
-    BundleInfo, ClassifyRequest, ClassifyResponse, HealthResponse, RerankRequest, RerankResponse,
-};
+use crate::http::types::{BundleInfo, HealthResponse};
 use crate::infer::Engine;
 use crate::metrics::Metrics;
 
@@ -280,8 +281,41 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// This document.
+/// This document. Once ready, the `bundle` and candidate `label` fields
+/// list what this server actually serves.
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, content_type = "application/json", body = Object)))]
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn openapi(State(state): State<AppState>) -> Json<Value> {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    if let Some(engine) = state.inner.engine.get() {
+        let bundles: Vec<&str> = engine
+            .bundles
+            .iter()
+            .flat_map(|b| [b.name.as_str(), b.id.as_str()])
+            .collect();
+        let labels: BTreeSet<&str> = engine
+            .bundles
+            .iter()
+            .flat_map(|b| b.classifier.bundle().taxonomy.labels().iter())
+            .map(|l| l.id.as_str())
+            .collect();
+        for (pointer, values) in [
+            (
+                "/components/schemas/RerankRequest/properties/bundle",
+                json!(bundles),
+            ),
+            (
+                "/components/schemas/ClassifyRequest/properties/bundle",
+                json!(bundles),
+            ),
+            (
+                "/components/schemas/CandidateIn/properties/label",
+                json!(labels),
+            ),
+        ] {
+            if let Some(Value::Object(field)) = doc.pointer_mut(pointer) {
+                field.insert("enum".into(), values);
+            }
+        }
+    }
+    Json(doc)
 }

@@ -14,11 +14,12 @@ use mailsort_edge::model_store::{self, ModelDir, RerankerDir};
 use mailsort_edge::neighbours::HnswIndex;
 use mailsort_edge::train::{self, TrainOptions};
 use mailsort_edge::{EdgeClassifier, Embedder};
+use mailsort_shared::api::{RerankEmail, RerankRequest};
 use mailsort_shared::bundle::{BuildReport, Bundle, ModelRef};
 use mailsort_shared::clean::{self, CleanConfig};
 use mailsort_shared::dataset::LabelledEmail;
 use mailsort_shared::taxonomy::Taxonomy;
-use mailsort_shared::types::Decision;
+use mailsort_shared::types::{DecidedBy, Decision};
 
 use crate::embedding::embed_all;
 use crate::{Command, ExemplarIndex, ModelArgs, ModelsCommand, RunArgs};
@@ -87,9 +88,10 @@ pub fn run(command: Command) -> Result<()> {
         Command::Classify {
             bundle,
             files,
+            forwarded_out,
             model,
             run,
-        } => classify(&bundle, &files, &model, &run),
+        } => classify(&bundle, &files, forwarded_out.as_deref(), &model, &run),
         Command::Eval {
             bundle,
             test,
@@ -477,11 +479,12 @@ fn build(
 }
 
 /// Cleans, embeds on all cores and decides; errors stay per e-mail.
+/// Each e-mail's decision and cleaned text, or why it failed.
 fn decide_all(
     classifier: &EdgeClassifier,
     emails: &[InputEmail],
     run: &RunArgs,
-) -> Result<Vec<Result<Decision, String>>> {
+) -> Result<Vec<Result<(Decision, String), String>>> {
     let cfg = classifier.bundle().clean;
     let cleaned: Vec<Result<clean::Cleaned, String>> = emails
         .iter()
@@ -506,12 +509,18 @@ fn decide_all(
         .map(|(e, c)| {
             let c = c?;
             let v = embeddings.next().expect("one embedding per cleaned e-mail");
-            Ok(classifier.decide(&e.id, &v, c.empty))
+            Ok((classifier.decide(&e.id, &v, c.empty), c.text))
         })
         .collect())
 }
 
-fn classify(bundle: &Path, files: &[PathBuf], model: &ModelArgs, run: &RunArgs) -> Result<()> {
+fn classify(
+    bundle: &Path,
+    files: &[PathBuf],
+    forwarded_out: Option<&Path>,
+    model: &ModelArgs,
+    run: &RunArgs,
+) -> Result<()> {
     let classifier = load_classifier(bundle, model)?;
     let mut emails = Vec::new();
     for f in files {
@@ -520,9 +529,28 @@ fn classify(bundle: &Path, files: &[PathBuf], model: &ModelArgs, run: &RunArgs) 
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut failed = 0;
+    let mut forwarded = match forwarded_out {
+        Some(p) => Some(BufWriter::new(
+            fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => None,
+    };
     for (email, result) in emails.iter().zip(decide_all(&classifier, &emails, run)?) {
         match result {
-            Ok(d) => writeln!(out, "{}", serde_json::to_string(&d)?)?,
+            Ok((d, text)) => {
+                writeln!(out, "{}", serde_json::to_string(&d)?)?;
+                if let Some(w) = forwarded.as_mut()
+                    && d.decided_by == DecidedBy::Backend
+                    && !d.candidates.is_empty()
+                {
+                    let request = RerankRequest {
+                        bundle: classifier.bundle().id.clone(),
+                        emails: vec![RerankEmail::from_decision(&d, &text)],
+                        deadline_ms: None,
+                    };
+                    writeln!(w, "{}", serde_json::to_string(&request)?)?;
+                }
+            }
             Err(e) => {
                 failed += 1;
                 writeln!(out, "{}", serde_json::json!({"id": email.id, "error": e}))?;
@@ -530,6 +558,9 @@ fn classify(bundle: &Path, files: &[PathBuf], model: &ModelArgs, run: &RunArgs) 
         }
     }
     out.flush()?;
+    if let Some(mut w) = forwarded {
+        w.flush()?;
+    }
     if failed > 0 {
         eprintln!(
             "{failed} of {} e-mails could not be classified (see their `error`)",
@@ -562,7 +593,7 @@ fn eval(
     let mut pairs = Vec::new();
     for (d, e) in decisions.iter().zip(&emails) {
         match d {
-            Ok(d) => pairs.push((d, e.label.as_deref().unwrap_or(""))),
+            Ok((d, _)) => pairs.push((d, e.label.as_deref().unwrap_or(""))),
             Err(err) => bail!("{}: {err}", e.id),
         }
     }

@@ -99,6 +99,10 @@ enum Command {
         /// .eml files, mbox files, JSONL files, or `-` for standard input.
         #[arg(default_value = "-")]
         files: Vec<PathBuf>,
+        /// Also write, for each e-mail the gate forwards, the backend's
+        /// `/v1/rerank` request body (one JSON line each).
+        #[arg(long)]
+        forwarded_out: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Fuzzes the running backend from its own /openapi.json with schemathesis
+# (property-based requests, valid and invalid) and fails on any 5xx.
+# Bounded: MAX_TIME seconds (default 60). Part of scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+MAX_TIME=${MAX_TIME:-60}
+PORT=${PORT:-18097}
+OUT=out/schemathesis
+mkdir -p "$OUT"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+
+# A small real bundle: the first 1,000 support tickets, head only.
+BUNDLE="$OUT/fuzz.msb"
+if [[ ! -f "$BUNDLE" ]]; then
+  $MAILSORT build --train "$MAILSORT_DATASETS/support-tickets/train.jsonl" --limit 1000 \
+    --no-exemplars --out "$BUNDLE" 2> "$OUT/build.log"
+fi
+
+KEY=fuzz-key-0123456789abcdef
+MAILSORT_API_KEYS=$KEY "$CARGO_TARGET_DIR/release/mailsort-backend" --bundle "$BUNDLE" \
+  --bind "127.0.0.1:$PORT" --device cpu --threads 1 > "$OUT/server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do
+  curl -sf "http://127.0.0.1:$PORT/ready" > /dev/null && break
+  kill -0 $SERVER 2>/dev/null || { cat "$OUT/server.log" >&2; exit 1; }
+  sleep 0.2
+done
+
+.venv/bin/schemathesis run "http://127.0.0.1:$PORT/openapi.json" \
+  --checks not_a_server_error -H "Authorization: Bearer $KEY" \
+  --max-examples 30 --seed 1 --max-time "$MAX_TIME" --workers 2 --no-color
+if grep -q "panicked" "$OUT/server.log"; then
+  echo "the server panicked during fuzzing:" >&2
+  grep -A5 panicked "$OUT/server.log" >&2
+  exit 1
+fi
