@@ -4,10 +4,17 @@
 # Requests are what edges send: one forwarded e-mail each (cleaned text and
 # its top-5 candidates), taken from the support-tickets test split by
 # `mailsort classify --forwarded-out`. For each server setting it runs
-#   1. a fixed offered load (RATE e-mails/s, default 40) for DURATION s (60),
-#      reporting p50/p99 latency, throughput and errors;
-#   2. a closed loop (CONNECTIONS in flight, no rate limit) for SATURATE s
+#   1. a fixed offered load of RATE e-mails/s (default 40) for DURATION s
+#      (60), reporting throughput, p50/p99 latency of the answered requests,
+#      and how many got 429 (refused at admission) or 504 (deadline);
+#   2. the same at LOW_RATE e-mails/s (default 6: a 40 e-mails/s inbox peak
+#      with 15% forwarded) for LOW_DURATION s (30);
+#   3. a closed loop (CONNECTIONS in flight, no rate limit) for SATURATE s
 #      (30), reporting the most e-mails/s the server sustains.
+# Then the headline ratio, batching against one e-mail per model call, is
+# measured A/B: both servers up at once, closed-loop runs alternating
+# between them for AB_ROUNDS rounds of AB_SECONDS s (default 4 x 15 s),
+# so that the shared machine's noise hits both alike (skip: AB_ROUNDS=0).
 # Settings (SETTINGS, `name:server flags` separated by `|`): by default
 # dynamic batching (the device's default token budget, and the GPU budget
 # of 16384) vs one e-mail per model call at token cap 256, then batching
@@ -23,11 +30,16 @@ source scripts/env.sh
 
 RATE=${RATE:-40}
 DURATION=${DURATION:-60}
+AB_ROUNDS=${AB_ROUNDS:-4}
+AB_SECONDS=${AB_SECONDS:-15}
+AB_FLAGS=${AB_FLAGS:-}
+LOW_RATE=${LOW_RATE:-6}
+LOW_DURATION=${LOW_DURATION:-30}
 SATURATE=${SATURATE:-30}
 CONNECTIONS=${CONNECTIONS:-32}
 PORT=${PORT:-18090}
 DEVICE=${DEVICE:-cpu}
-SETTINGS=${SETTINGS:-"batching-cap256:--token-cap 256|single-cap256:--token-cap 256 --no-batching|batching16k-cap256:--token-cap 256 --max-batch-tokens 16384|batching-cap128:--token-cap 128|batching-cap384:--token-cap 384"}
+SETTINGS=${SETTINGS-"batching-cap256:--token-cap 256|single-cap256:--token-cap 256 --no-batching|batching16k-cap256:--token-cap 256 --max-batch-tokens 16384|batching-cap128:--token-cap 128|batching-cap384:--token-cap 384"}
 OHA_VERSION=1.16.0
 OHA=${OHA:-$HOME/.cache/mailsort-tools/bin/oha}
 OUT=${OUT:-out/bench/backend}
@@ -56,27 +68,31 @@ stop_server() {
 }
 trap stop_server EXIT
 
-start_server() {
-  MAILSORT_API_KEYS=$KEY "$BACKEND" --bundle out/support.msb --bind "127.0.0.1:$PORT" \
-    --device "$DEVICE" "$@" > "$OUT/server.log" 2>&1 &
-  SERVER_PID=$!
+wait_ready() { # port, pid, log
   for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$PORT/ready" > /dev/null && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/server.log" >&2; exit 1; }
+    curl -sf "http://127.0.0.1:$1/ready" > /dev/null && return 0
+    kill -0 "$2" 2>/dev/null || { cat "$3" >&2; exit 1; }
     sleep 0.2
   done
   echo "server not ready" >&2; exit 1
 }
 
+start_server() {
+  MAILSORT_API_KEYS=$KEY "$BACKEND" --bundle out/support.msb --bind "127.0.0.1:$PORT" \
+    --device "$DEVICE" "$@" > "$OUT/server.log" 2>&1 &
+  SERVER_PID=$!
+  wait_ready "$PORT" "$SERVER_PID" "$OUT/server.log"
+}
+
 drain() { # wait until the server has no queued pairs left
-  until curl -s "http://127.0.0.1:$PORT/health" | grep -q '"queue_pairs":0'; do sleep 0.5; done
+  until curl -s "http://127.0.0.1:${1:-$PORT}/health" | grep -q '"queue_pairs":0'; do sleep 0.5; done
 }
 
 load() { # name, extra oha args…
   local name=$1; shift
-  "$OHA" --no-tui --output-format json -m POST -T application/json \
+  "$OHA" --no-tui --output-format json --stats-success-breakdown -m POST -T application/json \
     -H "Authorization: Bearer $KEY" -Z "$REQUESTS" "$@" \
-    "http://127.0.0.1:$PORT/v1/rerank" > "$OUT/$name.json"
+    "http://127.0.0.1:${LOAD_PORT:-$PORT}/v1/rerank" > "$OUT/$name.json"
 }
 
 run_setting() { # name, server flags…
@@ -84,6 +100,8 @@ run_setting() { # name, server flags…
   echo "== $name: server $*" >&2
   start_server "$@"
   load "$name-rate" -q "$RATE" -z "${DURATION}s" -c 256 --latency-correction -w
+  drain
+  load "$name-low" -q "$LOW_RATE" -z "${LOW_DURATION}s" -c 64 --latency-correction -w
   drain
   load "$name-saturate" -c "$CONNECTIONS" -z "${SATURATE}s" -w
   curl -s "http://127.0.0.1:$PORT/metrics" > "$OUT/$name-metrics.txt"
@@ -98,21 +116,43 @@ for entry in "${ENTRIES[@]}"; do
   run_setting "$name" "${flags[@]}"
   NAMES+=("$name")
 done
-device=$(grep -o 'reranker .* on [a-z]* [a-z0-9]*' "$OUT/server.log" | head -1 || true)
+if (( AB_ROUNDS > 0 )); then
+  echo "== A/B: batching vs one e-mail per model call, $AB_ROUNDS rounds" >&2
+  read -ra ab_flags <<< "$AB_FLAGS"
+  MAILSORT_API_KEYS=$KEY "$BACKEND" --bundle out/support.msb --bind "127.0.0.1:$((PORT + 1))" \
+    --device "$DEVICE" "${ab_flags[@]}" > "$OUT/server-a.log" 2>&1 &
+  A_PID=$!
+  MAILSORT_API_KEYS=$KEY "$BACKEND" --bundle out/support.msb --bind "127.0.0.1:$((PORT + 2))" \
+    --device "$DEVICE" "${ab_flags[@]}" --no-batching > "$OUT/server-b.log" 2>&1 &
+  B_PID=$!
+  trap 'stop_server; kill $A_PID $B_PID 2>/dev/null || true' EXIT
+  wait_ready $((PORT + 1)) $A_PID "$OUT/server-a.log"
+  wait_ready $((PORT + 2)) $B_PID "$OUT/server-b.log"
+  for r in $(seq 1 "$AB_ROUNDS"); do
+    LOAD_PORT=$((PORT + 1)) load "ab-batching-$r" -c "$CONNECTIONS" -z "${AB_SECONDS}s" -w
+    drain $((PORT + 1))
+    LOAD_PORT=$((PORT + 2)) load "ab-single-$r" -c "$CONNECTIONS" -z "${AB_SECONDS}s" -w
+    drain $((PORT + 2))
+  done
+  kill $A_PID $B_PID; wait $A_PID $B_PID 2>/dev/null || true
+fi
 
-"${MAILSORT_PYTHON}" - "$OUT" "$RATE" "$DURATION" "$SATURATE" "$CONNECTIONS" "$device" "${NAMES[@]}" <<'EOF' | tee "$OUT/summary.md"
-import json, re, sys
-out, rate, duration, saturate, conns, device, *names = sys.argv[1:]
+device=$(cat "$OUT"/server*.log 2>/dev/null | grep -o 'reranker .* on [a-z]* [a-z0-9]*' | head -1 || true)
+
+"${MAILSORT_PYTHON}" - "$OUT" "$RATE" "$DURATION" "$LOW_RATE" "$LOW_DURATION" "$SATURATE" "$CONNECTIONS" "$device" "$AB_ROUNDS" "${NAMES[@]}" <<'EOF' | tee "$OUT/summary.md"
+import json, re, statistics, sys
+out, rate, duration, low_rate, low_duration, saturate, conns, device, ab_rounds, *names = sys.argv[1:]
 
 def oha(name):
+    """(ok/s, p50 ms, p99 ms of answered requests, 429s, 504s, other failures)."""
     d = json.load(open(f"{out}/{name}.json"))
     codes = d.get("statusCodeDistribution", {})
     ok = codes.get("200", 0)
-    total = sum(codes.values()) + sum(d.get("errorDistribution", {}).values())
-    secs = d["summary"]["total"]
-    lat = d.get("latencyPercentiles", {})
+    refused, late = codes.get("429", 0), codes.get("504", 0)
+    other = sum(codes.values()) - ok - refused - late + sum(d.get("errorDistribution", {}).values())
+    lat = d.get("latencyPercentilesSuccessful") or d.get("latencyPercentiles", {})
     ms = lambda v: f"{v * 1000:.0f}" if v is not None else "-"
-    return ok / secs, ms(lat.get("p50")), ms(lat.get("p99")), total - ok
+    return ok / d["summary"]["total"], ms(lat.get("p50")), ms(lat.get("p99")), refused, late, other
 
 def metric(name, key):
     text = open(f"{out}/{name}-metrics.txt").read()
@@ -121,21 +161,24 @@ def metric(name, key):
 
 rows = []
 for name in names:
-    r_ok, p50, p99, failed = oha(f"{name}-rate")
-    s_ok, sp50, sp99, _ = oha(f"{name}-saturate")
+    rate_ok, p50, p99, refused, late, other = oha(f"{name}-rate")
+    _, low_p50, low_p99, low_refused, low_late, low_other = oha(f"{name}-low")
+    sat_ok = oha(f"{name}-saturate")[0]
     pairs = metric(name, "mailsort_batch_pairs_sum") / max(metric(name, "mailsort_batch_pairs_count"), 1)
     tokens = metric(name, "mailsort_batch_tokens_sum") / max(metric(name, "mailsort_batch_tokens_count"), 1)
-    rows.append((name, r_ok, p50, p99, failed, s_ok, sp50, sp99, pairs, tokens))
+    rows.append((name, low_p50, low_p99, low_refused + low_late + low_other, rate_ok, p50, p99,
+                 refused, late + other, sat_ok, pairs, tokens))
 
-print(f"{device}. Offered load {rate} e-mails/s x 5 candidates for {duration} s; saturation: {conns} connections for {saturate} s.\n")
-print("| setting | at offered load: ok e-mails/s | p50 ms | p99 ms | failed | saturated: e-mails/s | p50 ms | p99 ms | pairs/model call | padded tokens/call |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+print(f"{device}; one e-mail x 5 candidates per request. {low_rate}/s for {low_duration} s, {rate}/s for {duration} s, "
+      f"saturation: {conns} connections for {saturate} s. Latencies of answered requests.\n")
+print(f"| setting | {low_rate}/s p50 ms | p99 ms | failed | {rate}/s answered/s | p50 ms | p99 ms | 429 | 504 and other | saturated e-mails/s | pairs/call | padded tokens/call |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for r in rows:
-    print(f"| {r[0]} | {r[1]:.1f} | {r[2]} | {r[3]} | {r[4]} | {r[5]:.1f} | {r[6]} | {r[7]} | {r[8]:.1f} | {r[9]:.0f} |")
+    print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]:.1f} | {r[5]} | {r[6]} | {r[7]} | {r[8]} | {r[9]:.1f} | {r[10]:.1f} | {r[11]:.0f} |")
 base = {r[0]: r for r in rows}
 def ratio(a, b, what):
-    if a in base and b in base and base[b][5] > 0:
-        print(f"{what}: {base[a][5] / base[b][5]:.2f}x (saturated e-mails/s, {a} / {b})")
+    if a in base and b in base and base[b][9] > 0:
+        print(f"{what}: {base[a][9] / base[b][9]:.2f}x (saturated e-mails/s, {a} / {b})")
 print()
 for name in names:
     if name.startswith("batching") and "single-cap256" in base and name.endswith("cap256"):
@@ -146,4 +189,11 @@ ratio("fp16-batching", "fp16-single", "Dynamic batching vs one e-mail per model 
 ratio("fp32-batching", "fp32-single", "Dynamic batching vs one e-mail per model call (FP32)")
 ratio("fp16-batching", "fp32-batching", "FP16 vs FP32 (batching)")
 ratio("fp16-single", "fp32-single", "FP16 vs FP32 (one e-mail per call)")
+if int(ab_rounds) > 0:
+    pairs = [(oha(f"ab-batching-{r}")[0], oha(f"ab-single-{r}")[0]) for r in range(1, int(ab_rounds) + 1)]
+    ratios = [a / b for a, b in pairs]
+    print(f"\nA/B, alternating rounds ({conns} connections): batching " +
+          ", ".join(f"{a:.1f}" for a, _ in pairs) + " e-mails/s; one e-mail per call " +
+          ", ".join(f"{b:.1f}" for _, b in pairs) + " e-mails/s; ratio per round " +
+          ", ".join(f"{x:.2f}" for x in ratios) + f"; median {statistics.median(ratios):.2f}x")
 EOF

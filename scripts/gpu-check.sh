@@ -63,7 +63,7 @@ same = sum(ra["label"] == rb["label"] for ra, rb in zip(a, b))
 print(f"FP16 vs FP32 on CUDA, {len(a)} e-mails: max |score diff| {diff:.2e}, same label {same}/{len(a)}")
 PY
 
-OUT=$OUT REQUESTS=$REQUESTS DEVICE=cuda RATE=${RATE:-40} DURATION=${DURATION:-30} SATURATE=${SATURATE:-20} \
+OUT=$OUT REQUESTS=$REQUESTS DEVICE=cuda AB_FLAGS="--precision fp16" RATE=${RATE:-40} DURATION=${DURATION:-30} SATURATE=${SATURATE:-20} \
   CONNECTIONS=${CONNECTIONS:-128} \
   SETTINGS="fp16-batching:--precision fp16|fp16-single:--precision fp16 --no-batching|fp32-batching:--precision fp32|fp32-single:--precision fp32 --no-batching" \
   scripts/bench-backend.sh

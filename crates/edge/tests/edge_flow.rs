@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use common::*;
 use mailsort_edge::{EdgeClassifier, EdgeError, Embedder};
+use mailsort_shared::api::RerankRequest;
 use mailsort_shared::bundle::Bundle;
 use mailsort_shared::types::{DecidedBy, EmailInput, ForwardReason};
 use serde_json::Value;
@@ -312,5 +313,55 @@ fn batched_and_single_classification_agree() {
         let b = b.as_ref().unwrap();
         assert_eq!(single.label, b.label);
         assert!((single.confidence - b.confidence).abs() < 1e-4);
+    }
+}
+
+#[test]
+fn forwarded_emails_become_rerank_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let test = dir.path().join("test.jsonl");
+    write_lines(
+        &test,
+        &subset(&datasets().join("banking77/test.jsonl"), 7, 200),
+    );
+    let requests = dir.path().join("fwd.jsonl");
+    let out = mailsort_ok(&[
+        "classify",
+        "--bundle",
+        banking_bundle().to_str().unwrap(),
+        test.to_str().unwrap(),
+        "--forwarded-out",
+        requests.to_str().unwrap(),
+    ]);
+    let decisions: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let forwarded: Vec<&Value> = decisions
+        .iter()
+        .filter(|d| d["decided_by"] == "backend")
+        .collect();
+    let bundle = Bundle::decode(&std::fs::read(banking_bundle()).unwrap()).unwrap();
+    let written = std::fs::read_to_string(&requests).unwrap();
+    let requests: Vec<RerankRequest> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!forwarded.is_empty());
+    assert_eq!(requests.len(), forwarded.len());
+    for (r, d) in requests.iter().zip(&forwarded) {
+        assert_eq!(r.bundle, bundle.id);
+        let email = &r.emails[0];
+        assert_eq!(email.id, d["id"].as_str().unwrap());
+        assert!(!email.text.trim().is_empty());
+        let labels: Vec<&str> = email.candidates.iter().map(|c| c.label.as_str()).collect();
+        let theirs: Vec<&str> = d["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["label"].as_str().unwrap())
+            .collect();
+        assert_eq!(labels, theirs);
+        assert!(email.candidates.iter().all(|c| c.probability.is_some()));
     }
 }
