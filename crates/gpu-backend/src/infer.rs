@@ -19,6 +19,9 @@ use crate::metrics::Metrics;
 use crate::pairs::PairEncoder;
 use crate::queue::{Queue, QueueError};
 
+/// Shortest deadline a request may ask for: below it no reranking can finish.
+pub const MIN_DEADLINE_MS: u64 = 100;
+
 /// Request limits.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -67,12 +70,19 @@ impl Engine {
     }
 
     /// When a request's work must be done.
-    pub fn deadline(&self, requested_ms: Option<u64>) -> (Instant, u64) {
+    pub fn deadline(&self, requested_ms: Option<u64>) -> Result<(Instant, u64), ApiError> {
+        if let Some(ms) = requested_ms
+            && ms < MIN_DEADLINE_MS
+        {
+            return Err(ApiError::InvalidRequest(format!(
+                "deadline_ms must be at least {MIN_DEADLINE_MS} (got {ms})"
+            )));
+        }
         let d = requested_ms
             .map(Duration::from_millis)
             .unwrap_or(self.limits.default_deadline)
             .min(self.limits.max_deadline);
-        (Instant::now() + d, d.as_millis() as u64)
+        Ok((Instant::now() + d, d.as_millis() as u64))
     }
 
     fn check_count(&self, n: usize) -> Result<(), ApiError> {

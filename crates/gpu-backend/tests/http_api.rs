@@ -155,6 +155,11 @@ async fn bad_requests_get_clear_json_errors() {
             "invalid_json",
         ),
         (json!([1, 2, 3]), 422, "invalid_json"),
+        (
+            json!({"bundle": "b77", "deadline_ms": 5, "emails": [ok.clone()]}),
+            422,
+            "invalid_request",
+        ),
     ];
     for (body, status, code) in cases {
         let (s, out) = post(&url, &body).await;
@@ -437,6 +442,25 @@ async fn openapi_document_describes_the_api() {
     }
     assert!(doc["components"]["schemas"]["RerankRequest"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // The live document carries this server's bundles, labels and limits.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["RerankRequest"]["properties"]["emails"]["maxItems"],
+        64
+    );
+    assert_eq!(
+        schemas["CandidateIn"]["properties"]["label"]["enum"]
+            .as_array()
+            .unwrap()
+            .len(),
+        labels().len()
+    );
+    assert!(
+        schemas["RerankRequest"]["properties"]["bundle"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("b77"))
+    );
     let health: Value = client()
         .get(server.url("/health"))
         .send()

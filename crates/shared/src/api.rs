@@ -15,9 +15,10 @@ pub struct RerankRequest {
     pub bundle: String,
     /// One to `max_emails` e-mails.
     pub emails: Vec<RerankEmail>,
-    /// Give up after this many milliseconds (capped by the server).
+    /// Give up after this many milliseconds (at least 100; capped by the
+    /// server's maximum). Past it the answer is 504 `deadline_exceeded`.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 100))]
     pub deadline_ms: Option<u64>,
 }
 
@@ -124,7 +125,7 @@ pub struct ClassifyRequest {
     /// One to `max_emails` e-mails.
     pub emails: Vec<ClassifyEmail>,
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 100))]
     pub deadline_ms: Option<u64>,
 }
 

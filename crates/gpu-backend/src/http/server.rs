@@ -183,7 +183,7 @@ pub async fn rerank(
     ApiJson(req): ApiJson<RerankRequest>,
 ) -> Result<Json<RerankResponse>, ApiError> {
     let engine = state.engine()?;
-    let deadline = engine.deadline(req.deadline_ms);
+    let deadline = engine.deadline(req.deadline_ms)?;
     let (bundle, results) = engine.rerank(&req.bundle, req.emails, deadline).await?;
     Ok(Json(RerankResponse {
         bundle,
@@ -214,7 +214,7 @@ pub async fn classify(
     ApiJson(req): ApiJson<ClassifyRequest>,
 ) -> Result<Json<ClassifyResponse>, ApiError> {
     let engine = state.engine()?;
-    let deadline = engine.deadline(req.deadline_ms);
+    let deadline = engine.deadline(req.deadline_ms)?;
     let (bundle, results) = engine.classify(&req.bundle, req.emails, deadline).await?;
     Ok(Json(ClassifyResponse {
         bundle,
@@ -282,7 +282,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// This document. Once ready, the `bundle` and candidate `label` fields
-/// list what this server actually serves.
+/// list what this server serves, and list lengths carry its limits.
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, content_type = "application/json", body = Object)))]
 pub async fn openapi(State(state): State<AppState>) -> Json<Value> {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
@@ -298,22 +298,33 @@ pub async fn openapi(State(state): State<AppState>) -> Json<Value> {
             .flat_map(|b| b.classifier.bundle().taxonomy.labels().iter())
             .map(|l| l.id.as_str())
             .collect();
-        for (pointer, values) in [
+        let limits = &engine.limits;
+        for (field, key, value) in [
+            ("RerankRequest/properties/bundle", "enum", json!(bundles)),
+            ("ClassifyRequest/properties/bundle", "enum", json!(bundles)),
+            ("CandidateIn/properties/label", "enum", json!(labels)),
+            ("RerankRequest/properties/emails", "minItems", json!(1)),
             (
-                "/components/schemas/RerankRequest/properties/bundle",
-                json!(bundles),
+                "RerankRequest/properties/emails",
+                "maxItems",
+                json!(limits.max_emails),
             ),
+            ("ClassifyRequest/properties/emails", "minItems", json!(1)),
             (
-                "/components/schemas/ClassifyRequest/properties/bundle",
-                json!(bundles),
+                "ClassifyRequest/properties/emails",
+                "maxItems",
+                json!(limits.max_emails),
             ),
+            ("RerankEmail/properties/candidates", "minItems", json!(1)),
             (
-                "/components/schemas/CandidateIn/properties/label",
-                json!(labels),
+                "RerankEmail/properties/candidates",
+                "maxItems",
+                json!(limits.max_candidates),
             ),
         ] {
-            if let Some(Value::Object(field)) = doc.pointer_mut(pointer) {
-                field.insert("enum".into(), values);
+            let pointer = format!("/components/schemas/{field}");
+            if let Some(Value::Object(f)) = doc.pointer_mut(&pointer) {
+                f.insert(key.into(), value);
             }
         }
     }

@@ -115,6 +115,7 @@ pub fn bundle() -> &'static Path {
             .arg("--out")
             .arg(&out)
             .env("MAILSORT_MODEL_DIR", model_dir())
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .expect("mailsort runs");
