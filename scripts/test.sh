@@ -8,11 +8,13 @@ source scripts/env.sh
 cargo fmt --all -- --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
-# The edge core must keep building for WebAssembly.
-cargo check --locked --target wasm32-unknown-unknown -p mailsort-edge --no-default-features
+# The edge core and its JavaScript API must keep building for WebAssembly.
+cargo clippy --locked --target wasm32-unknown-unknown -p mailsort-edge --no-default-features --features wasm -- -D warnings
 # No doc tests here (examples live in tests/), so --all-targets loses nothing.
 cargo test --release --locked --workspace --all-targets 2>&1 | tee "${TMPDIR:-/tmp}/mailsort-test.log"
 # One closing line that totals every test binary.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "${TMPDIR:-/tmp}/mailsort-test.log"
+# The edge as WebAssembly, against the native CLI, in Node.js.
+scripts/test-wasm.sh
 # The backend's API, fuzzed from its OpenAPI document: no 5xx (bounded).
 MAX_TIME=${SCHEMATHESIS_MAX_TIME:-60} scripts/schemathesis.sh

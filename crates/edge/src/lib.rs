@@ -26,6 +26,8 @@ pub mod model_store;
 pub mod ort_bench;
 #[cfg(feature = "native")]
 pub mod train;
+#[cfg(feature = "wasm")]
+pub mod wasm;
 
 pub use classify::{EdgeClassifier, EdgeError};
 pub use embed::{EmbedError, Embedder};

@@ -1,0 +1,122 @@
+//! The edge's JavaScript API (wasm-bindgen), shared by the browser extension
+//! and the Cloudflare Worker. Everything runs in the caller's thread: load
+//! once with [`Edge::new`], then classify e-mails one by one or in batches.
+//!
+//! A result is `{decision, forward?}` or `{id, error}`. `forward` is present
+//! when the gate sends the e-mail on: it is the e-mail entry of the backend's
+//! `/v1/rerank` request, and holds only the cleaned, truncated text and the
+//! candidates, never headers or attachments.
+
+use mailsort_shared::api::RerankEmail;
+use mailsort_shared::bundle::Bundle;
+use mailsort_shared::types::{DecidedBy, Decision, EmailInput};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+use crate::EdgeClassifier;
+
+/// E-mails embedded per encoder call in [`Edge::classify_batch`].
+const BATCH: usize = 16;
+
+/// One e-mail as JavaScript hands it over.
+#[derive(Deserialize)]
+struct JsEmail {
+    #[serde(default)]
+    id: String,
+    #[serde(flatten)]
+    input: EmailInput,
+}
+
+/// One e-mail's outcome.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum JsResult {
+    Decided {
+        decision: Decision,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        forward: Option<RerankEmail>,
+    },
+    Failed {
+        id: String,
+        error: String,
+    },
+}
+
+/// A loaded bundle and encoder.
+#[wasm_bindgen]
+pub struct Edge {
+    classifier: EdgeClassifier,
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
+    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+    value
+        .serialize(&serializer)
+        .map_err(|e| JsError::new(&e.to_string()))
+}
+
+#[wasm_bindgen]
+impl Edge {
+    /// Loads a bundle (`.msb` bytes) and the INT8 encoder it was built with
+    /// (`model_int8.onnx` bytes); refuses a model with another checksum.
+    #[wasm_bindgen(constructor)]
+    pub fn new(bundle: &[u8], onnx: &[u8]) -> Result<Edge, JsError> {
+        let bundle = Bundle::decode(bundle).map_err(|e| JsError::new(&e.to_string()))?;
+        let classifier =
+            EdgeClassifier::new(bundle, onnx).map_err(|e| JsError::new(&e.to_string()))?;
+        Ok(Edge { classifier })
+    }
+
+    /// The bundle's id (what the backend is told).
+    #[wasm_bindgen(getter, js_name = bundleId)]
+    pub fn bundle_id(&self) -> String {
+        self.classifier.bundle().id.clone()
+    }
+
+    /// Label ids, in the head's order.
+    #[wasm_bindgen(getter)]
+    pub fn labels(&self) -> Vec<String> {
+        self.classifier.bundle().head.labels.clone()
+    }
+
+    /// Classifies one e-mail: `{id?, subject, body}` or `{id?, raw}`.
+    pub fn classify(&self, email: JsValue) -> Result<JsValue, JsError> {
+        let email: JsEmail = serde_wasm_bindgen::from_value(email)
+            .map_err(|e| JsError::new(&format!("not an e-mail object: {e}")))?;
+        let mut results = self.run(vec![email]);
+        to_js(&results.pop().expect("one result per e-mail"))
+    }
+
+    /// Classifies an array of e-mails; one result per e-mail, in order. A bad
+    /// e-mail gets `{id, error}` and does not stop the others.
+    #[wasm_bindgen(js_name = classifyBatch)]
+    pub fn classify_batch(&self, emails: JsValue) -> Result<JsValue, JsError> {
+        let emails: Vec<JsEmail> = serde_wasm_bindgen::from_value(emails)
+            .map_err(|e| JsError::new(&format!("not an array of e-mail objects: {e}")))?;
+        to_js(&self.run(emails))
+    }
+}
+
+impl Edge {
+    fn run(&self, emails: Vec<JsEmail>) -> Vec<JsResult> {
+        let inputs: Vec<(String, EmailInput)> =
+            emails.into_iter().map(|e| (e.id, e.input)).collect();
+        self.classifier
+            .classify_with_text(&inputs, BATCH)
+            .into_iter()
+            .zip(&inputs)
+            .map(|(outcome, (id, _))| match outcome {
+                Ok((decision, text)) => {
+                    let forward = (decision.decided_by == DecidedBy::Backend
+                        && !text.trim().is_empty())
+                    .then(|| RerankEmail::from_decision(&decision, &text));
+                    JsResult::Decided { decision, forward }
+                }
+                Err(e) => JsResult::Failed {
+                    id: id.clone(),
+                    error: e.to_string(),
+                },
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the edge core for WebAssembly (wasm32-unknown-unknown, SIMD128):
+#   web/pkg/       ES module for browsers (wasm-bindgen --target web)
+#   web/pkg-node/  CommonJS module for Node.js tests (--target nodejs)
+# shrinking the .wasm with wasm-opt (Debian's binaryen) when present, and
+# prints raw and gzip sizes. wasm-bindgen-cli is pinned to the version of the
+# wasm-bindgen crate in Cargo.lock and installed under ~/.cache on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+TOOLS="$HOME/.cache/mailsort-tools"
+WBG_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
+WBG="$TOOLS/bin/wasm-bindgen"
+if [[ ! -x "$WBG" ]] || [[ "$("$WBG" --version)" != "wasm-bindgen $WBG_VERSION" ]]; then
+  echo "installing wasm-bindgen-cli $WBG_VERSION…" >&2
+  cargo install wasm-bindgen-cli --version "$WBG_VERSION" --root "$TOOLS" >&2
+fi
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+
+echo "building mailsort-edge for wasm32 (profile wasm: opt-level z, fat LTO)…" >&2
+cargo rustc --locked --lib --crate-type cdylib --target wasm32-unknown-unknown --profile wasm \
+  -p mailsort-edge --no-default-features --features wasm
+WASM="$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm/mailsort_edge.wasm"
+
+# wasm-opt runs before wasm-bindgen: Debian's binaryen (108) rewrites the
+# externref table that wasm-bindgen adds into one its JS glue cannot fill.
+if command -v wasm-opt > /dev/null; then
+  wasm-opt -Oz --strip-debug --strip-producers --enable-simd --enable-bulk-memory \
+    --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+    --enable-reference-types --enable-multivalue "$WASM" -o "$CARGO_TARGET_DIR/mailsort_edge.opt.wasm"
+  WASM="$CARGO_TARGET_DIR/mailsort_edge.opt.wasm"
+else
+  echo "wasm-opt not found (apt install binaryen): keeping the unoptimised .wasm" >&2
+fi
+for target in web nodejs; do
+  out=web/pkg; [[ $target == nodejs ]] && out=web/pkg-node
+  rm -rf "$out"
+  "$WBG" --target "$target" --out-dir "$out" --out-name mailsort_edge "$WASM"
+done
+raw=$(stat -c %s web/pkg/mailsort_edge_bg.wasm)
+gz=$(gzip -9 -c web/pkg/mailsort_edge_bg.wasm | wc -c)
+echo "web/pkg/mailsort_edge_bg.wasm: $((raw / 1024)) KiB, gzip -9 $((gz / 1024)) KiB"
