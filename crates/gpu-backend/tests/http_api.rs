@@ -422,14 +422,7 @@ async fn classify_runs_the_edge_and_reranks_what_it_forwards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document_describes_the_api() {
     let server = Server::start(&[]);
-    let doc: Value = client()
-        .get(server.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = get_json(&server, "/openapi.json").await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/v1/rerank",
@@ -461,14 +454,7 @@ async fn openapi_document_describes_the_api() {
             .unwrap()
             .contains(&json!("b77"))
     );
-    let health: Value = client()
-        .get(server.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = get_json(&server, "/health").await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["reranker"]["device"], "cpu");
     assert_eq!(health["reranker"]["precision"], "fp32");
@@ -534,6 +520,17 @@ where
         out.push(h.await.expect("task finished"));
     }
     out
+}
+
+async fn get_json(server: &Server, path: &str) -> Value {
+    client()
+        .get(server.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn metrics_text(server: &Server) -> String {
