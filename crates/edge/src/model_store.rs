@@ -86,14 +86,7 @@ impl ModelDir {
     }
     /// Reads the manifest written by [`prepare`].
     pub fn read_manifest(&self) -> Result<Manifest, ModelError> {
-        let text = fs::read_to_string(self.manifest()).map_err(|e| {
-            ModelError::Missing(format!(
-                "{} ({e}); run `mailsort models fetch` first",
-                self.manifest().display()
-            ))
-        })?;
-        serde_json::from_str(&text)
-            .map_err(|e| ModelError::Invalid(format!("{}: {e}", self.manifest().display())))
+        read_manifest(&self.manifest(), "mailsort models fetch")
     }
 }
 
@@ -116,15 +109,19 @@ impl RerankerDir {
     }
     /// Reads the manifest written by [`prepare_reranker`].
     pub fn read_manifest(&self) -> Result<RerankerManifest, ModelError> {
-        let text = fs::read_to_string(self.manifest()).map_err(|e| {
-            ModelError::Missing(format!(
-                "{} ({e}); run `mailsort models reranker` first",
-                self.manifest().display()
-            ))
-        })?;
-        serde_json::from_str(&text)
-            .map_err(|e| ModelError::Invalid(format!("{}: {e}", self.manifest().display())))
+        read_manifest(&self.manifest(), "mailsort models reranker")
     }
+}
+
+/// A JSON manifest; a missing one names the command that writes it.
+fn read_manifest<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    writer: &str,
+) -> Result<T, ModelError> {
+    let text = fs::read_to_string(path).map_err(|e| {
+        ModelError::Missing(format!("{} ({e}); run `{writer}` first", path.display()))
+    })?;
+    serde_json::from_str(&text).map_err(|e| ModelError::Invalid(format!("{}: {e}", path.display())))
 }
 
 /// What `models reranker` recorded about a prepared cross-encoder, and how
