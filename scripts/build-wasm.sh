@@ -23,6 +23,11 @@ cargo rustc --locked --lib --crate-type cdylib --target wasm32-unknown-unknown -
   -p mailsort-edge --no-default-features --features wasm
 WASM="$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm/mailsort_edge.wasm"
 
+if [[ web/pkg/mailsort_edge_bg.wasm -nt "$WASM" && web/pkg-node/mailsort_edge_bg.wasm -nt "$WASM" ]]; then
+  echo "web/pkg and web/pkg-node are up to date" >&2
+  exit 0
+fi
+
 # wasm-opt runs before wasm-bindgen: Debian's binaryen (108) rewrites the
 # externref table that wasm-bindgen adds into one its JS glue cannot fill.
 if command -v wasm-opt > /dev/null; then

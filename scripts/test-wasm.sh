@@ -33,4 +33,4 @@ PY
 $MAILSORT classify --bundle "$OUT/b77.msb" "$OUT/emails.jsonl" > "$OUT/native.jsonl"
 MAILSORT_TEST_BUNDLE="$OUT/b77.msb" MAILSORT_TEST_MODEL="$MAILSORT_MODEL_DIR/model_int8.onnx" \
   MAILSORT_TEST_EMAILS="$OUT/emails.jsonl" MAILSORT_TEST_NATIVE="$OUT/native.jsonl" \
-  node --test web/tests/
+  node --test web/tests/edge-parity.test.mjs

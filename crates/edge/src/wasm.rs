@@ -87,6 +87,18 @@ impl Edge {
         to_js(&results.pop().expect("one result per e-mail"))
     }
 
+    /// The text the encoder sees for an e-mail: cleaned (headers, HTML,
+    /// quotes, signatures and disclaimers gone) and cut at the bundle's token
+    /// cap. This is also exactly what a forwarded e-mail sends.
+    #[wasm_bindgen(js_name = cleanedText)]
+    pub fn cleaned_text(&self, email: JsValue) -> Result<String, JsError> {
+        let email: JsEmail = serde_wasm_bindgen::from_value(email)
+            .map_err(|e| JsError::new(&format!("not an e-mail object: {e}")))?;
+        mailsort_shared::clean::clean(&email.input, &self.classifier.bundle().clean)
+            .map(|c| c.text)
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+
     /// Classifies an array of e-mails; one result per e-mail, in order. A bad
     /// e-mail gets `{id, error}` and does not stop the others.
     #[wasm_bindgen(js_name = classifyBatch)]
