@@ -24,4 +24,4 @@ $MAILSORT classify --bundle "$BUNDLE" "$OUT/emails.jsonl" > "$OUT/native.jsonl"
 MAILSORT_TEST_BUNDLE="$BUNDLE" MAILSORT_TEST_NATIVE="$OUT/native.jsonl" \
   MAILSORT_TEST_BACKEND="$CARGO_TARGET_DIR/release/mailsort-backend" \
   MAILSORT_RERANKER_DIR="$PWD/models/reranker" \
-  node --test --test-concurrency=1 web/tests/extension.test.mjs
+  node --test web/tests/extension.test.mjs

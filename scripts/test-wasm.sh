@@ -5,10 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-if ! command -v wasm-opt > /dev/null; then
-  echo "installing binaryen (wasm-opt) with apt…" >&2
-  (apt-get install -y -qq binaryen || (apt-get update -qq && apt-get install -y -qq binaryen)) > /dev/null
-fi
 command -v node > /dev/null || { echo "node (Node.js 20+) is needed for the WebAssembly test" >&2; exit 1; }
 scripts/build-wasm.sh
 
@@ -33,4 +29,4 @@ PY
 $MAILSORT classify --bundle "$OUT/b77.msb" "$OUT/emails.jsonl" > "$OUT/native.jsonl"
 MAILSORT_TEST_BUNDLE="$OUT/b77.msb" MAILSORT_TEST_MODEL="$MAILSORT_MODEL_DIR/model_int8.onnx" \
   MAILSORT_TEST_EMAILS="$OUT/emails.jsonl" MAILSORT_TEST_NATIVE="$OUT/native.jsonl" \
-  node --test web/tests/edge-parity.test.mjs
+  node $(scripts/node-wasm-flags.sh) --test web/tests/edge-parity.test.mjs

@@ -16,5 +16,7 @@ cargo test --release --locked --workspace --all-targets 2>&1 | tee "${TMPDIR:-/t
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "${TMPDIR:-/tmp}/mailsort-test.log"
 # The edge as WebAssembly, against the native CLI, in Node.js.
 scripts/test-wasm.sh
+# The browser extension in Debian's Chromium, with a real backend on loopback.
+scripts/test-browser.sh
 # The backend's API, fuzzed from its OpenAPI document: no 5xx (bounded).
 MAX_TIME=${SCHEMATHESIS_MAX_TIME:-60} scripts/schemathesis.sh

@@ -63,4 +63,16 @@ test("bad input gives errors, not crashes", () => {
   assert.equal(good.decision.id, "ok");
   assert.equal(edge.classify({ subject: "hi", body: "" }).decision.id, "");
   assert.equal(edge.bundleId.length, 64);
+  assert.throws(() => edge.cleanedText({ raw: "no headers here" }), /RFC 5322/);
+});
+
+test("cleanedText and embed expose what the encoder sees and makes", () => {
+  const email = { subject: "Card not arrived", body: "Hi,\n\nmy new card has not arrived yet.\n\n-- \nJane Doe\nSent from my phone" };
+  const text = edge.cleanedText(email);
+  assert.match(text, /card has not arrived/);
+  assert.doesNotMatch(text, /Jane Doe|Sent from/, "the signature is cut");
+  const v = edge.embed(text);
+  assert.equal(v.length, 384);
+  assert.ok(Math.abs(Math.hypot(...v) - 1) < 1e-4, "L2-normalised");
+  assert.ok(edge.tokenCap >= 16 && edge.tokenCap <= 512);
 });

@@ -15,8 +15,10 @@ use wasm_bindgen::prelude::*;
 
 use crate::EdgeClassifier;
 
-/// E-mails embedded per encoder call in [`Edge::classify_batch`].
-const BATCH: usize = 16;
+/// E-mails embedded per encoder call in [`Edge::classify_batch`]. One: in
+/// single-threaded WebAssembly batching saves no work, and padding mixed
+/// lengths to the longest made a batch of 16 four times slower per e-mail.
+const BATCH: usize = 1;
 
 /// One e-mail as JavaScript hands it over.
 #[derive(Deserialize)]
@@ -73,6 +75,12 @@ impl Edge {
         self.classifier.bundle().id.clone()
     }
 
+    /// Tokens the encoder reads at most per e-mail ([CLS] and [SEP] included).
+    #[wasm_bindgen(getter, js_name = tokenCap)]
+    pub fn token_cap(&self) -> usize {
+        self.classifier.embedder().token_cap()
+    }
+
     /// Label ids, in the head's order.
     #[wasm_bindgen(getter)]
     pub fn labels(&self) -> Vec<String> {
@@ -97,6 +105,17 @@ impl Edge {
         mailsort_shared::clean::clean(&email.input, &self.classifier.bundle().clean)
             .map(|c| c.text)
             .map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// The encoder's sentence embedding of `text` as it stands (no cleaning),
+    /// L2-normalised: for checks against other runtimes and for similarity.
+    pub fn embed(&self, text: &str) -> Result<Vec<f32>, JsError> {
+        let mut out = self
+            .classifier
+            .embedder()
+            .embed_many(&[text], 1)
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        Ok(out.pop().expect("one embedding per text"))
     }
 
     /// Classifies an array of e-mails; one result per e-mail, in order. A bad
