@@ -5,7 +5,7 @@
 //
 // A result (key r:<id>) is
 //   {id, subject, bundle, label, confidence, decidedBy: "edge" | "backend",
-//    state: "final" | "queued", edge: {label, confidence, candidates},
+//    state: "final" | "queued", edge: {label, confidence, candidates, forwarded},
 //    backend?: {label, confidence, candidates, reranker}, updatedAt, error?}
 // "queued" means the label is the edge's provisional guess and the e-mail is
 // waiting in the retry queue; it turns "final" when the backend answers.
@@ -72,7 +72,7 @@ async function classify(emails) {
         Object.assign(record, { state: "error", error: out.error });
       } else {
         const d = out.decision;
-        const edge = { label: d.label, confidence: d.confidence, candidates: d.candidates };
+        const edge = { label: d.label, confidence: d.confidence, candidates: d.candidates, forwarded: Boolean(out.forward) };
         Object.assign(record, { label: d.label, confidence: d.confidence, decidedBy: "edge", edge });
         if (out.forward) {
           record.state = "queued";
@@ -92,25 +92,40 @@ async function classify(emails) {
 }
 
 let flushing = null;
+let flushAgain = false;
 
-/** Sends queued e-mails to the backend; on failure, retries with backoff. */
+/**
+ * Sends queued e-mails to the backend; on failure, retries with backoff.
+ * E-mails queued while a flush is under way are sent by another pass.
+ */
 function flushQueue() {
-  flushing ??= drainQueue().finally(() => {
+  if (flushing) {
+    flushAgain = true;
+    return flushing;
+  }
+  flushing = (async () => {
+    let sent;
+    do {
+      flushAgain = false;
+      sent = await drainQueue();
+    } while (sent && flushAgain);
+  })().finally(() => {
     flushing = null;
   });
   return flushing;
 }
 
+/** One pass over the queue; false when the backend could not be reached. */
 async function drainQueue() {
   let items = await getAll("q:");
   if (items.length === 0) {
     await clearRetry();
-    return;
+    return true;
   }
   const settings = await getSettings();
   if (!settings.backendUrl) {
     await scheduleRetry("no backend URL set: open the extension's options");
-    return;
+    return false;
   }
   items.sort((a, b) => a.queuedAt - b.queuedAt);
   while (items.length > 0) {
@@ -121,7 +136,7 @@ async function drainQueue() {
       response = await rerank(settings, bundle, batch.map((i) => i.forward));
     } catch (e) {
       await scheduleRetry(String(e?.message ?? e));
-      return;
+      return false;
     }
     const ids = batch.map((i) => i.forward.id);
     const previous = await getResults(ids);
@@ -150,6 +165,7 @@ async function drainQueue() {
     items = items.filter((i) => !batch.includes(i));
   }
   await clearRetry();
+  return true;
 }
 
 async function scheduleRetry(error) {

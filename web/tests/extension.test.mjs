@@ -193,11 +193,17 @@ test("the extension labels real mail in Chromium and forwards the ambiguous part
     const started = Date.now();
     const page = await openInbox(browser.context, base, 0, 150);
     const expected = forwardedIn(0, 150);
+    let last = null;
     await until(
       "the backend's answers",
-      async () => (await stored(browser.worker)).queue.size === 0 && (await badges(page)).every((b) => b.mailsortState === "final"),
+      async () => {
+        last = await stored(browser.worker);
+        return last.queue.size === 0 && (await badges(page)).every((b) => b.mailsortState === "final");
+      },
       120_000,
-    );
+    ).catch((e) => {
+      throw new Error(`${e.message}; ${last?.queue.size} still queued, last error: ${last?.retry?.lastError}`);
+    });
     const { results } = await stored(browser.worker);
     const shown = await badges(page);
     for (const b of shown) {
@@ -269,7 +275,7 @@ test("the extension labels real mail in Chromium and forwards the ambiguous part
     let maxDiff = 0;
     for (const [id, n] of native) {
       const edge = results.get(id).edge;
-      const forwarded = results.get(id).decidedBy === "backend";
+      const forwarded = results.get(id).edge.forwarded;
       if (edge.label === n.label && forwarded === (n.decided_by === "backend")) same += 1;
       const theirs = new Map(n.candidates.map((c) => [c.label, c.probability]));
       for (const c of edge.candidates) {
