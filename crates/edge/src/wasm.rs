@@ -1,6 +1,7 @@
-//! The edge's JavaScript API (wasm-bindgen), shared by the browser extension
-//! and the Cloudflare Worker. Everything runs in the caller's thread: load
-//! once with [`Edge::new`], then classify e-mails one by one or in batches.
+//! The edge's JavaScript API (wasm-bindgen) for the browser extension and
+//! Node.js; the Cloudflare Worker calls the core from Rust
+//! (crates/edge/worker). Everything runs in the caller's thread: load once
+//! with [`Edge::new`], then classify e-mails one by one or in batches.
 //!
 //! A result is `{decision, forward?}` or `{id, error}`. `forward` is present
 //! when the gate sends the e-mail on: it is the e-mail entry of the backend's
