@@ -11,7 +11,7 @@ use mailsort_shared::api::{
     ClassifyEmail, ClassifyResult, ItemError, RerankEmail, RerankResult, RerankerInfo,
     ScoredCandidate,
 };
-use mailsort_shared::types::{Candidate, DecidedBy, Decision, EmailInput, ForwardReason};
+use mailsort_shared::types::{DecidedBy, EmailInput, ForwardReason};
 
 use crate::bundles::{Bundles, LoadedBundle};
 use crate::error::ApiError;
@@ -298,7 +298,7 @@ impl Engine {
                 Some(&edge),
                 self.calibration,
             );
-            apply(decision, r);
+            r.apply_to(decision);
         }
         Ok((bundle_id, results))
     }
@@ -413,22 +413,6 @@ fn ranked(
         confidence: best.probability,
         candidates,
     }
-}
-
-/// Writes the reranker's answer into the edge's decision.
-fn apply(decision: &mut Decision, r: RerankResult) {
-    decision.label = r.label;
-    decision.confidence = r.confidence;
-    decision.decided_by = DecidedBy::Backend;
-    decision.provisional = false;
-    decision.candidates = r
-        .candidates
-        .into_iter()
-        .map(|c| Candidate {
-            label: c.label,
-            probability: c.probability,
-        })
-        .collect();
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Decision, EmailInput};
+use crate::types::{Candidate, DecidedBy, Decision, EmailInput};
 
 /// `POST /v1/rerank`: what an edge sends for its ambiguous e-mails.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -101,6 +101,25 @@ pub struct RerankResult {
     pub confidence: f32,
     /// Every candidate, most probable first.
     pub candidates: Vec<ScoredCandidate>,
+}
+
+impl RerankResult {
+    /// Writes the reranker's answer into the edge's decision of the same
+    /// e-mail: the backend's label, confidence and candidates, final.
+    pub fn apply_to(self, decision: &mut Decision) {
+        decision.label = self.label;
+        decision.confidence = self.confidence;
+        decision.decided_by = DecidedBy::Backend;
+        decision.provisional = false;
+        decision.candidates = self
+            .candidates
+            .into_iter()
+            .map(|c| Candidate {
+                label: c.label,
+                probability: c.probability,
+            })
+            .collect();
+    }
 }
 
 /// A candidate's raw score and calibrated probability.

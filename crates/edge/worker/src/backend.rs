@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::{Either, select};
 use mailsort_shared::api::{RerankEmail, RerankRequest, RerankResponse};
-use mailsort_shared::types::{Candidate, Decision};
+use mailsort_shared::types::Decision;
 use serde::Serialize;
 use worker::{Delay, Fetch, Headers, Method, Request, RequestInit};
 
@@ -96,17 +96,7 @@ pub async fn rerank(
             .ok_or_else(|| "backend answered no result".to_string())
     }) {
         Ok((result, reranker)) => {
-            decision.label = result.label;
-            decision.confidence = result.confidence;
-            decision.candidates = result
-                .candidates
-                .into_iter()
-                .map(|c| Candidate {
-                    label: c.label,
-                    probability: c.probability,
-                })
-                .collect();
-            decision.provisional = false;
+            result.apply_to(decision);
             BackendOutcome::Reranked {
                 reranker: reranker.name,
                 trained: reranker.trained,
