@@ -24,9 +24,12 @@ RUN python -m venv /opt/prep && /opt/prep/bin/pip install --no-cache-dir -r /tmp
       "onnxruntime-gpu[cuda,cudnn]==1.32.0" nvidia-cublas
 COPY --from=build /usr/local/bin/mailsort-backend /usr/local/bin/mailsort /usr/local/bin/
 WORKDIR /opt/mailsort
+# The committed generic reranker; mount or bake a per-taxonomy one instead
+# with MAILSORT_RERANKER_DIR.
+COPY models/reranker-generic models/reranker-generic
 RUN MAILSORT_PYTHON=/opt/prep/bin/python mailsort models fetch --dir models/all-MiniLM-L6-v2 \
- && MAILSORT_PYTHON=/opt/prep/bin/python mailsort models reranker --dir models/reranker \
- && rm -rf /opt/prep models/*/download \
+ && MAILSORT_PYTHON=/opt/prep/bin/python mailsort models reranker --from models/reranker-generic --dir models/reranker \
+ && rm -rf /opt/prep models/*/download models/reranker-generic \
  && chown -R mailsort /opt/mailsort
 ENV ORT_DYLIB_PATH=/opt/ort/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.32.0 \
     LD_LIBRARY_PATH=/opt/ort/lib/python3.11/site-packages/nvidia/cu13/lib:/opt/ort/lib/python3.11/site-packages/nvidia/cudnn/lib \

@@ -179,17 +179,23 @@ def finish(g: GraphBuilder, name, inputs, output, width):
     return model
 
 
+def mean_pool(g: GraphBuilder, x, weights_f):
+    """Mean of hidden states x [batch, seq, hidden] under float weights
+    [batch, seq], and its L2 norm [batch, 1] (floored at 1e-12)."""
+    m = g.op("Unsqueeze", [weights_f, g.const(np.array([-1]))])
+    summed = g.op("ReduceSum", [g.op("Mul", [x, m]), g.const(np.array([1]))], keepdims=0)
+    count = g.op("Max", [g.op("ReduceSum", [m, g.const(np.array([1]))], keepdims=0), g.const(np.float32(1e-9))])
+    pooled = g.op("Div", [summed, count])
+    norm = g.op("Sqrt", [g.op("ReduceSum", [g.op("Mul", [pooled, pooled]), g.const(np.array([1]))], keepdims=1)])
+    return pooled, g.op("Max", [norm, g.const(np.float32(1e-12))])
+
+
 def build(weights, config, int8: bool) -> onnx.ModelProto:
     """The sentence encoder: mean-pooled, L2-normalised embeddings."""
     g = GraphBuilder(int8)
     x, mask_f = encoder(g, weights, config, token_types=False)
     # Mean pooling over real tokens, then L2 normalisation (sentence-transformers' Normalize).
-    m = g.op("Unsqueeze", [mask_f, g.const(np.array([-1]))])
-    summed = g.op("ReduceSum", [g.op("Mul", [x, m]), g.const(np.array([1]))], keepdims=0)
-    count = g.op("Max", [g.op("ReduceSum", [m, g.const(np.array([1]))], keepdims=0), g.const(np.float32(1e-9))])
-    pooled = g.op("Div", [summed, count])
-    norm = g.op("Sqrt", [g.op("ReduceSum", [g.op("Mul", [pooled, pooled]), g.const(np.array([1]))], keepdims=1)])
-    norm = g.op("Max", [norm, g.const(np.float32(1e-12))])
+    pooled, norm = mean_pool(g, x, mask_f)
     g.nodes.append(helper.make_node("Div", [pooled, norm], ["sentence_embedding"]))
     name = "mailsort_minilm_int8" if int8 else "mailsort_minilm_fp32"
     return finish(g, name, ["input_ids", "attention_mask"], "sentence_embedding", config["hidden_size"])
@@ -222,13 +228,33 @@ def classifier_head(weights, config):
 
 
 def build_cross_encoder(weights, config):
-    """A sequence-pair scorer: [CLS] → pooler (dense + tanh) → one logit."""
+    """A sequence-pair scorer over `[CLS] e-mail [SEP] label [SEP]`.
+
+    A checkpoint from training/train_reranker.py has a segment-cosine head
+    (`pair_head.scale`, `pair_head.bias`): the e-mail's tokens (type 0) and the
+    label's (type 1) are mean-pooled from the joint encoding and the logit is
+    scale · cos + bias. A BertForSequenceClassification checkpoint uses its
+    own head: [CLS] → pooler (dense + tanh) → one logit.
+    """
     g = GraphBuilder(int8=False)
-    x, _ = encoder(g, weights, config, token_types=True)
-    pw, pb, cw, cb, trained = classifier_head(weights, config)
-    cls = g.op("Gather", [x, g.const(np.array(0, dtype=np.int64))], axis=1)
-    pooled = g.op("Tanh", [g.linear(cls, pw, pb, "pooler")])
-    logits = g.linear(pooled, cw, cb, "classifier")
+    x, mask_f = encoder(g, weights, config, token_types=True)
+    if "pair_head.scale" in weights:
+        types_f = g.op("Cast", ["token_type_ids"], to=TensorProto.FLOAT)
+        label_w = g.op("Mul", [mask_f, types_f])
+        email_w = g.op("Sub", [mask_f, label_w])
+        a, na = mean_pool(g, x, email_w)
+        b, nb = mean_pool(g, x, label_w)
+        dot = g.op("ReduceSum", [g.op("Mul", [a, b]), g.const(np.array([1]))], keepdims=1)
+        cos = g.op("Div", [dot, g.op("Mul", [na, nb])])
+        scale = weights["pair_head.scale"].astype(np.float32).reshape(1)
+        bias = weights["pair_head.bias"].astype(np.float32).reshape(1)
+        logits = g.op("Add", [g.op("Mul", [cos, g.const(scale)]), g.const(bias)])
+        trained = True
+    else:
+        pw, pb, cw, cb, trained = classifier_head(weights, config)
+        cls = g.op("Gather", [x, g.const(np.array(0, dtype=np.int64))], axis=1)
+        pooled = g.op("Tanh", [g.linear(cls, pw, pb, "pooler")])
+        logits = g.linear(pooled, cw, cb, "classifier")
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
     return finish(g, "mailsort_cross_encoder", ["input_ids", "attention_mask", "token_type_ids"], "logits", 1), trained
 
@@ -302,7 +328,9 @@ def main():
     config = json.load(open(os.path.join(src, "config.json")))
     if config.get("model_type") != "bert":
         raise SystemExit(f"model_type {config.get('model_type')!r} is not supported: mailsort builds BERT encoders")
-    weights = load_file(os.path.join(src, "model.safetensors"))
+    # Checkpoints stored in FP16 (the committed generic reranker) are upcast:
+    # every graph is built in FP32 and the FP16 file converted from it.
+    weights = {k: (v.astype(np.float32) if v.dtype == np.float16 else v) for k, v in load_file(os.path.join(src, "model.safetensors")).items()}
     os.makedirs(out, exist_ok=True)
     if cross:
         prepare_cross_encoder(src, out, weights, config)

@@ -15,6 +15,8 @@ cargo clippy --locked --target wasm32-unknown-unknown -p mailsort-edge-worker --
 cargo test --release --locked --workspace --all-targets 2>&1 | tee "${TMPDIR:-/tmp}/mailsort-test.log"
 # One closing line that totals every test binary.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "${TMPDIR:-/tmp}/mailsort-test.log"
+# Reranker training, smoke only: candidates → training → ONNX → backend → eval.
+scripts/test-training.sh
 # The edge as WebAssembly, against the native CLI, in Node.js.
 scripts/test-wasm.sh
 # The browser extension in Debian's Chromium, with a real backend on loopback.

@@ -27,6 +27,40 @@ pub struct EvalReport {
     pub oracle_end_to_end_accuracy: f64,
     /// Gold labels the bundle does not know.
     pub unknown_gold_labels: usize,
+    /// With a backend: the final decisions (edge's where kept, reranker's
+    /// where forwarded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_to_end: Option<EndToEnd>,
+}
+
+/// Accuracy of edge + backend together.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EndToEnd {
+    /// The reranker that answered, as the backend names it.
+    pub reranker: String,
+    /// Final label right, over all e-mails.
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    /// Final label right on the forwarded e-mails.
+    pub forwarded_accuracy: f64,
+    /// Forwarded e-mails the backend answered.
+    pub reranked: usize,
+}
+
+/// Scores final decisions (the backend's where it answered).
+pub fn end_to_end(finals: &[(&Decision, &str)], reranker: &str) -> EndToEnd {
+    let r = evaluate(finals, &[]);
+    let reranked = finals
+        .iter()
+        .filter(|(d, _)| d.decided_by == DecidedBy::Backend && !d.provisional)
+        .count();
+    EndToEnd {
+        reranker: reranker.to_string(),
+        accuracy: r.accuracy,
+        macro_f1: r.macro_f1,
+        forwarded_accuracy: r.forwarded_accuracy,
+        reranked,
+    }
 }
 
 /// Scores decisions against gold labels (pairs in any order).
@@ -91,6 +125,7 @@ pub fn evaluate(pairs: &[(&Decision, &str)], known_labels: &[String]) -> EvalRep
         forwarded_topk_recall: ratio(fwd_topk, forwarded),
         oracle_end_to_end_accuracy: ratio(kept_correct + fwd_topk, n),
         unknown_gold_labels: unknown,
+        end_to_end: None,
     }
 }
 
@@ -133,5 +168,17 @@ mod tests {
         assert_eq!(r.unknown_gold_labels, 1);
         // a: tp1 fp1 fn1 -> 0.5; c: fn1 -> 0; b: fp1 only, no gold -> excluded.
         assert!((r.macro_f1 - 0.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn end_to_end_counts_reranked_answers() {
+        let kept = d("a", DecidedBy::Edge, &["a", "b"]);
+        let reranked = d("a", DecidedBy::Backend, &["a", "b"]);
+        let mut provisional = d("b", DecidedBy::Backend, &["b", "a"]);
+        provisional.provisional = true;
+        let e = end_to_end(&[(&kept, "a"), (&reranked, "a"), (&provisional, "a")], "r");
+        assert!((e.accuracy - 2.0 / 3.0).abs() < 1e-9);
+        assert!((e.forwarded_accuracy - 0.5).abs() < 1e-9);
+        assert_eq!(e.reranked, 1);
     }
 }

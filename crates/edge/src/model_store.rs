@@ -323,9 +323,20 @@ pub fn prepare(
     Ok(manifest)
 }
 
+/// What `training/train_reranker.py` leaves beside its checkpoint
+/// (`mailsort_reranker.json`): the calibration fitted on a dev split.
+#[derive(Debug, Deserialize)]
+struct TrainedCalibration {
+    name: String,
+    temperature: f32,
+    edge_weight: f32,
+}
+
 /// Builds the cross-encoder's FP32 and FP16 ONNX files from a Hugging Face
 /// folder (the script checks FP16 against FP32) and writes the manifest.
-/// A checkpoint without a trained classifier gets a placeholder head, an
+/// A checkpoint from `training/train_reranker.py` brings its name,
+/// temperature and edge weight, and its model card is copied along. A
+/// checkpoint without a trained classifier gets a placeholder head, an
 /// edge weight of 1 and `trained: false`.
 pub fn prepare_reranker(
     src: &Path,
@@ -353,16 +364,27 @@ pub fn prepare_reranker(
     let sha = |p: PathBuf| -> Result<String, ModelError> {
         Ok(sha256_hex(&fs::read(&p).map_err(io_err(&p))?))
     };
+    let calibration: Option<TrainedCalibration> = match src.join("mailsort_reranker.json") {
+        p if p.exists() => Some(read_manifest(&p, "training/train_reranker.py")?),
+        _ => None,
+    };
+    let card = src.join("MODEL_CARD.md");
+    if card.exists() {
+        let dest = out.0.join("MODEL_CARD.md");
+        fs::copy(&card, &dest).map_err(io_err(&dest))?;
+    }
     let manifest = RerankerManifest {
-        name: name.into(),
+        name: calibration
+            .as_ref()
+            .map_or_else(|| name.to_string(), |c| c.name.clone()),
         source: source.into(),
         trained: report.trained,
         fp32_sha256: sha(out.fp32())?,
         fp16_sha256: sha(out.fp16())?,
         tokenizer_sha256: sha(out.tokenizer())?,
         fp16_max_abs_diff: report.fp16_max_abs_diff,
-        temperature: 1.0,
-        edge_weight: 1.0,
+        temperature: calibration.as_ref().map_or(1.0, |c| c.temperature),
+        edge_weight: calibration.as_ref().map_or(1.0, |c| c.edge_weight),
     };
     let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
     fs::write(out.manifest(), text).map_err(io_err(&out.0))?;

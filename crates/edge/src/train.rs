@@ -13,6 +13,7 @@ use linfa_logistic::MultiLogisticRegression;
 use mailsort_shared::bundle::{Exemplars, LinearHead, softmax};
 use mailsort_shared::gate::GateConfig;
 use mailsort_shared::taxonomy::Taxonomy;
+use mailsort_shared::types::Candidate;
 use ndarray016::{Array1, Array2};
 use thiserror::Error;
 
@@ -81,6 +82,10 @@ pub struct Trained {
     pub exemplars: Option<Exemplars>,
     pub gate: GateConfig,
     pub report: TrainReport,
+    /// Each training e-mail's top-k candidates out of fold, as the shipped
+    /// edge would have ranked it without seeing it: the hard negatives a
+    /// reranker is trained on.
+    pub oof_candidates: Vec<Vec<Candidate>>,
 }
 
 /// Fits a head on unit vectors `x` with label indices `y` (into `labels`).
@@ -203,6 +208,14 @@ pub fn train(
         ..GateConfig::default()
     };
     let (gate, fit) = calibrate::fit_gate(&scored, taxonomy, &base, opts.target);
+    let oof_candidates: Vec<Vec<Candidate>> = scored
+        .into_iter()
+        .map(|s| {
+            let mut c = s.candidates;
+            c.truncate(opts.top_k.max(1));
+            c
+        })
+        .collect();
 
     // The shipped head is the mean of the fold heads (for a linear head, the
     // mean of their logits). A head refitted on all data would be more
@@ -234,6 +247,7 @@ pub fn train(
             oof_accuracy_shipped: acc_shipped,
             gate: fit,
         },
+        oof_candidates,
     })
 }
 

@@ -18,9 +18,12 @@ use mailsort_shared::api::{RerankEmail, RerankRequest};
 use mailsort_shared::bundle::{BuildReport, Bundle, ModelRef};
 use mailsort_shared::clean::{self, CleanConfig};
 use mailsort_shared::dataset::LabelledEmail;
+use mailsort_shared::gate::GateOutcome;
 use mailsort_shared::taxonomy::Taxonomy;
 use mailsort_shared::types::{DecidedBy, Decision};
 
+use crate::backend_client::BackendClient;
+use crate::candidates::{self, CandidateRow};
 use crate::embedding::embed_all;
 use crate::{Command, ExemplarIndex, ModelArgs, ModelsCommand, RunArgs};
 
@@ -40,10 +43,17 @@ pub fn run(command: Command) -> Result<()> {
         Command::Models(ModelsCommand::Reranker {
             dir,
             from,
+            placeholder,
             model_dir,
             python,
             force,
-        }) => models_reranker(&dir, from, &model_dir, &python, force),
+        }) => models_reranker(
+            &dir,
+            (!placeholder).then_some(from),
+            &model_dir,
+            &python,
+            force,
+        ),
         Command::Models(ModelsCommand::Verify { dir }) => {
             let (min, mean, dim) = model_store::verify(&ModelDir(dir))?;
             println!("ok: INT8 vs FP32 cosine min {min:.5}, mean {mean:.5}, dim {dim}");
@@ -60,6 +70,7 @@ pub fn run(command: Command) -> Result<()> {
             alpha,
             limit,
             no_exemplars,
+            candidates_out,
             model,
             run,
         } => {
@@ -81,6 +92,7 @@ pub fn run(command: Command) -> Result<()> {
                 token_cap,
                 opts,
                 limit,
+                candidates_out.as_deref(),
                 &model,
                 &run,
             )
@@ -98,14 +110,25 @@ pub fn run(command: Command) -> Result<()> {
             json,
             limit,
             decisions_out,
+            candidates_out,
+            backend,
+            api_key,
             model,
             run,
         } => eval(
             &bundle,
             &test,
-            json,
+            EvalOutputs {
+                json,
+                decisions: decisions_out.as_deref(),
+                candidates: candidates_out.as_deref(),
+            },
             limit,
-            decisions_out.as_deref(),
+            backend
+                .as_deref()
+                .map(|url| BackendClient::new(url, api_key.as_deref()))
+                .transpose()?
+                .as_ref(),
             &model,
             &run,
         ),
@@ -227,6 +250,8 @@ fn models_fetch(
     Ok(())
 }
 
+/// `from`: a trained checkpoint folder; `None`: the placeholder built from
+/// the encoder's weights.
 fn models_reranker(
     dir: &Path,
     from: Option<PathBuf>,
@@ -235,9 +260,39 @@ fn models_reranker(
     force: bool,
 ) -> Result<()> {
     let out = RerankerDir(dir.to_path_buf());
+    let (src, name, source) = match from {
+        Some(folder) => {
+            let weights = folder.join("model.safetensors");
+            let bytes = fs::read(&weights).with_context(|| {
+                format!(
+                    "no trained reranker at {} (train one with training/train_reranker.py, or pass --placeholder)",
+                    folder.display()
+                )
+            })?;
+            let sha = mailsort_edge::classify::sha256_hex(&bytes);
+            (
+                folder.clone(),
+                folder.display().to_string(),
+                format!(
+                    "folder {} (model.safetensors sha256 {sha})",
+                    folder.display()
+                ),
+            )
+        }
+        None => {
+            let manifest = ModelDir(model_dir.to_path_buf())
+                .read_manifest()
+                .context("the placeholder reranker is built from the encoder's weights")?;
+            (
+                model_dir.join("source"),
+                format!("{} (placeholder head)", manifest.name),
+                manifest.source,
+            )
+        }
+    };
     if !force
-        && from.is_none()
         && let Ok(m) = out.read_manifest()
+        && m.source == source
         && out.fp32().exists()
         && mailsort_edge::classify::sha256_hex(&fs::read(out.fp32())?) == m.fp32_sha256
     {
@@ -248,23 +303,6 @@ fn models_reranker(
         );
         return Ok(());
     }
-    let (src, name, source) = match from {
-        Some(folder) => (
-            folder.clone(),
-            folder.display().to_string(),
-            format!("folder {}", folder.display()),
-        ),
-        None => {
-            let manifest = ModelDir(model_dir.to_path_buf())
-                .read_manifest()
-                .context("the default reranker is built from the encoder's weights")?;
-            (
-                model_dir.join("source"),
-                format!("{} (placeholder head)", manifest.name),
-                manifest.source,
-            )
-        }
-    };
     eprintln!("building the cross-encoder (FP32 and FP16 ONNX) and checking FP16…");
     let m = model_store::prepare_reranker(&src, &out, python, &name, &source)?;
     println!(
@@ -330,6 +368,7 @@ fn build(
     token_cap: usize,
     opts: TrainOptions,
     limit: Option<usize>,
+    candidates_out: Option<&Path>,
     model: &ModelArgs,
     run: &RunArgs,
 ) -> Result<()> {
@@ -439,6 +478,19 @@ fn build(
         eprintln!("  {m}")
     })?;
     let report = &trained.report;
+    if let Some(path) = candidates_out {
+        let rows: Vec<CandidateRow> = rows
+            .iter()
+            .zip(&texts)
+            .zip(&trained.oof_candidates)
+            .map(|((r, text), c)| {
+                let forwarded = trained.gate.decide(c, &taxonomy) != GateOutcome::Keep;
+                let gold = r.label.as_deref().unwrap_or("");
+                CandidateRow::new(&r.id, text, gold, forwarded, c, &taxonomy)
+            })
+            .collect();
+        candidates::write(path, &rows)?;
+    }
     let mut bundle = Bundle {
         id: String::new(),
         created_by: format!("mailsort {}", env!("CARGO_PKG_VERSION")),
@@ -570,12 +622,19 @@ fn classify(
     Ok(())
 }
 
+/// Where `eval` writes besides its report.
+struct EvalOutputs<'a> {
+    json: bool,
+    decisions: Option<&'a Path>,
+    candidates: Option<&'a Path>,
+}
+
 fn eval(
     bundle: &Path,
     test: &Path,
-    json: bool,
+    out: EvalOutputs,
     limit: Option<usize>,
-    decisions_out: Option<&Path>,
+    backend: Option<&BackendClient>,
     model: &ModelArgs,
     run: &RunArgs,
 ) -> Result<()> {
@@ -589,22 +648,54 @@ fn eval(
             label: r.label.clone(),
         })
         .collect();
-    let decisions = decide_all(&classifier, &emails, run)?;
-    let mut pairs = Vec::new();
-    for (d, e) in decisions.iter().zip(&emails) {
+    let mut decided = Vec::with_capacity(emails.len());
+    for (d, e) in decide_all(&classifier, &emails, run)?
+        .into_iter()
+        .zip(&emails)
+    {
         match d {
-            Ok((d, _)) => pairs.push((d, e.label.as_deref().unwrap_or(""))),
+            Ok(d) => decided.push(d),
             Err(err) => bail!("{}: {err}", e.id),
         }
     }
-    if let Some(path) = decisions_out {
+    let gold: Vec<&str> = emails
+        .iter()
+        .map(|e| e.label.as_deref().unwrap_or(""))
+        .collect();
+    if let Some(path) = out.candidates {
+        let taxonomy = &classifier.bundle().taxonomy;
+        let rows: Vec<CandidateRow> = decided
+            .iter()
+            .zip(&gold)
+            .map(|((d, text), g)| {
+                let forwarded = d.decided_by == DecidedBy::Backend;
+                CandidateRow::new(&d.id, text, g, forwarded, &d.candidates, taxonomy)
+            })
+            .collect();
+        candidates::write(path, &rows)?;
+    }
+    let edge_pairs: Vec<(&Decision, &str)> = decided
+        .iter()
+        .map(|(d, _)| d)
+        .zip(gold.iter().copied())
+        .collect();
+    let mut report = metrics::evaluate(&edge_pairs, &classifier.bundle().head.labels);
+    let mut finals: Vec<Decision> = decided.iter().map(|(d, _)| d.clone()).collect();
+    if let Some(client) = backend {
+        let reranked = client.rerank_forwarded(&classifier.bundle().id, &decided)?;
+        for (i, result) in reranked.results {
+            result.apply_to(&mut finals[i]);
+        }
+        let pairs: Vec<(&Decision, &str)> = finals.iter().zip(gold.iter().copied()).collect();
+        report.end_to_end = Some(metrics::end_to_end(&pairs, &reranked.reranker));
+    }
+    if let Some(path) = out.decisions {
         let mut w = BufWriter::new(fs::File::create(path)?);
-        for (d, _) in &pairs {
+        for d in &finals {
             writeln!(w, "{}", serde_json::to_string(d)?)?;
         }
     }
-    let report = metrics::evaluate(&pairs, &classifier.bundle().head.labels);
-    if json {
+    if out.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print_report(&report);
@@ -627,6 +718,15 @@ fn print_report(r: &EvalReport) {
         "oracle edge+backend   {:.2}%",
         100.0 * r.oracle_end_to_end_accuracy
     );
+    if let Some(e) = &r.end_to_end {
+        println!("reranker              {}", e.reranker);
+        println!(
+            "accuracy end-to-end   {:.2}% (backend right on {:.2}% of forwarded, edge {:.2}%)",
+            100.0 * e.accuracy,
+            100.0 * e.forwarded_accuracy,
+            100.0 * r.forwarded_accuracy
+        );
+    }
     if r.unknown_gold_labels > 0 {
         println!(
             "gold labels unknown to the bundle: {}",

@@ -1,6 +1,8 @@
 //! `mailsort`: build, calibrate, run and evaluate the edge classifier.
 
+mod backend_client;
 mod bench;
+mod candidates;
 mod commands;
 mod embedding;
 
@@ -87,6 +89,10 @@ enum Command {
         /// Never ship nearest-exemplar evidence (smaller bundle, head only).
         #[arg(long)]
         no_exemplars: bool,
+        /// Also write each training e-mail's out-of-fold candidates (JSONL),
+        /// the input of `training/train_reranker.py`.
+        #[arg(long)]
+        candidates_out: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -123,6 +129,17 @@ enum Command {
         /// Also write every decision as JSONL here.
         #[arg(long)]
         decisions_out: Option<PathBuf>,
+        /// Also write each e-mail's text, gold label and candidates (JSONL),
+        /// for calibrating a reranker on a dev split.
+        #[arg(long)]
+        candidates_out: Option<PathBuf>,
+        /// A running `mailsort-backend` (http://host:port): forwarded e-mails
+        /// are reranked there and end-to-end accuracy is reported.
+        #[arg(long)]
+        backend: Option<String>,
+        /// Bearer key for --backend.
+        #[arg(long, env = "MAILSORT_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -213,17 +230,19 @@ enum ModelsCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Build the backend's reranker (cross-encoder, FP32 + FP16 ONNX) from
-    /// a Hugging Face folder; by default the encoder's own source weights,
-    /// which have no trained classifier (a placeholder head until a trained
-    /// reranker is given with --from).
+    /// Build the backend's reranker (cross-encoder, FP32 + FP16 ONNX) from a
+    /// trained checkpoint: by default the generic reranker committed under
+    /// models/reranker-generic, or one from `training/train_reranker.py`.
     Reranker {
         #[arg(long, env = "MAILSORT_RERANKER_DIR", default_value = "models/reranker")]
         dir: PathBuf,
-        /// Hugging Face folder (config.json, model.safetensors, tokenizer.json);
-        /// default: the `source` folder of --model-dir.
+        /// Hugging Face folder (config.json, model.safetensors, tokenizer.json).
+        #[arg(long, default_value = "models/reranker-generic")]
+        from: PathBuf,
+        /// Build an untrained cross-encoder from the encoder's own weights
+        /// (a fixed-seed placeholder head: only for testing the serving path).
         #[arg(long)]
-        from: Option<PathBuf>,
+        placeholder: bool,
         #[arg(
             long,
             env = "MAILSORT_MODEL_DIR",
@@ -232,7 +251,7 @@ enum ModelsCommand {
         model_dir: PathBuf,
         #[arg(long, env = "MAILSORT_PYTHON", default_value = "python3")]
         python: String,
-        /// Prepare again even if the folder already holds a prepared reranker.
+        /// Prepare again even if the folder already holds this reranker.
         #[arg(long)]
         force: bool,
     },

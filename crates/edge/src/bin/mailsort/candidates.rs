@@ -1,0 +1,76 @@
+//! `--candidates-out`: each labelled e-mail's cleaned text, gold label and
+//! the edge's top-k candidates with their label texts, one JSON line each.
+//! This is what `training/train_reranker.py` learns from (out-of-fold
+//! candidates of the training split) and calibrates on (a dev split).
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use mailsort_shared::taxonomy::Taxonomy;
+use mailsort_shared::types::Candidate;
+use serde::Serialize;
+
+/// One labelled e-mail as the reranker sees it.
+#[derive(Serialize)]
+pub struct CandidateRow<'a> {
+    pub id: &'a str,
+    /// The cleaned, capped text the edge forwards.
+    pub text: &'a str,
+    /// Gold label.
+    pub label: &'a str,
+    /// Whether the gate forwards this e-mail to the backend.
+    pub forwarded: bool,
+    pub candidates: Vec<CandidateText<'a>>,
+}
+
+/// A candidate with the label text the cross-encoder reads.
+#[derive(Serialize)]
+pub struct CandidateText<'a> {
+    pub label: &'a str,
+    pub probability: f32,
+    pub text: String,
+}
+
+impl<'a> CandidateRow<'a> {
+    pub fn new(
+        id: &'a str,
+        text: &'a str,
+        label: &'a str,
+        forwarded: bool,
+        candidates: &'a [Candidate],
+        taxonomy: &Taxonomy,
+    ) -> Self {
+        Self {
+            id,
+            text,
+            label,
+            forwarded,
+            candidates: candidates
+                .iter()
+                .map(|c| CandidateText {
+                    label: &c.label,
+                    probability: c.probability,
+                    text: taxonomy
+                        .get(&c.label)
+                        .map_or_else(|| c.label.clone(), |l| l.text()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Writes rows as JSONL.
+pub fn write(path: &Path, rows: &[CandidateRow]) -> Result<()> {
+    let mut w = BufWriter::new(
+        fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+    );
+    for r in rows {
+        writeln!(w, "{}", serde_json::to_string(r)?)?;
+    }
+    w.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("wrote {} candidate rows to {}", rows.len(), path.display());
+    Ok(())
+}
