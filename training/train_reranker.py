@@ -387,8 +387,8 @@ def main():
 
     meta = {
         "name": args.name,
-        "base": os.path.abspath(args.base),
-        "init": args.init and os.path.abspath(args.init),
+        "base": args.base,
+        "init": args.init,
         "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         "seed": args.seed,
         "steps": steps,
@@ -415,6 +415,11 @@ def main():
 
 def model_card(m):
     rows = "\n".join(f"| {d['file']} | {d['rows']} | {d['trained_on']} |" for d in m["data"])
+    prior = (
+        f"scores plus {m['edge_prior']} · ln p_edge, so the model learns to correct the edge"
+        if m.get("edge_prior")
+        else "scores alone"
+    )
     dev = m["dev"]
     return f"""# {m['name']}
 
@@ -437,7 +442,8 @@ with p ∝ exp(score / {m['temperature']:.3f} + {m['edge_weight']:.2f} · ln p_e
 | --- | --- | --- |
 {rows}
 
-- **Training**: listwise softmax cross-entropy over each e-mail's candidates,
+- **Training**: listwise softmax cross-entropy over each e-mail's candidates
+  ({prior}),
   {m['steps']} steps of {m['batch_emails']} e-mails, AdamW lr {m['lr']}, linear warm-up
   and decay, pairs cut at {m['max_tokens']} tokens, word embeddings frozen, seed {m['seed']},
   {m['train_seconds'] / 60:.1f} min on the machine that trained it (torch {m['torch']},
