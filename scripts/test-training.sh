@@ -24,7 +24,7 @@ PORT=${PORT:-18290}
   --max-steps 24 --batch 4 --save-fp16 > "$T/train.json"
 "$MAILSORT" models reranker --from "$T/reranker" --dir "$T/onnx"
 
-KEY=smoke-$$
+KEY=mailsort-training-smoke-$$
 MAILSORT_API_KEYS=$KEY "$CARGO_TARGET_DIR/release/mailsort-backend" --bundle "$T/smoke.msb" \
   --reranker-dir "$T/onnx" --device cpu --bind "127.0.0.1:$PORT" > "$T/backend.log" 2>&1 &
 PID=$!
