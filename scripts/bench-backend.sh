@@ -68,15 +68,6 @@ stop_server() {
 }
 trap stop_server EXIT
 
-wait_ready() { # port, pid, log
-  for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$1/ready" > /dev/null && return 0
-    kill -0 "$2" 2>/dev/null || { cat "$3" >&2; exit 1; }
-    sleep 0.2
-  done
-  echo "server not ready" >&2; exit 1
-}
-
 start_server() {
   MAILSORT_API_KEYS=$KEY "$BACKEND" --bundle out/support.msb --bind "127.0.0.1:$PORT" \
     --device "$DEVICE" "$@" > "$OUT/server.log" 2>&1 &

@@ -83,11 +83,7 @@ evaluate() {
   MAILSORT_API_KEYS=$key "$CARGO_TARGET_DIR/release/mailsort-backend" "${bundles[@]}" \
     --reranker-dir "$onnx" --device cpu --bind "127.0.0.1:$PORT" > "$W/backend.$name.log" 2>&1 &
   local pid=$!
-  for _ in $(seq 1 120); do
-    curl -sf "http://127.0.0.1:$PORT/ready" > /dev/null && break
-    kill -0 $pid 2> /dev/null || { cat "$W/backend.$name.log" >&2; exit 1; }
-    sleep 1
-  done
+  wait_ready "$PORT" "$pid" "$W/backend.$name.log"
   for s in "$@"; do
     local d="$MAILSORT_DATASETS/$s" test
     test="$d/test.jsonl"; [ -f "$test" ] || test="$test.gz"

@@ -25,11 +25,7 @@ MAILSORT_API_KEYS=$KEY "$CARGO_TARGET_DIR/release/mailsort-backend" --bundle "$B
   --bind "127.0.0.1:$PORT" --device cpu --threads 1 > "$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 1 300); do
-  curl -sf "http://127.0.0.1:$PORT/ready" > /dev/null && break
-  kill -0 $SERVER 2>/dev/null || { cat "$OUT/server.log" >&2; exit 1; }
-  sleep 0.2
-done
+wait_ready "$PORT" "$SERVER" "$OUT/server.log"
 
 .venv/bin/schemathesis --config-file scripts/schemathesis.toml run "http://127.0.0.1:$PORT/openapi.json" \
   --checks not_a_server_error -H "Authorization: Bearer $KEY" \

@@ -29,11 +29,7 @@ MAILSORT_API_KEYS=$KEY "$CARGO_TARGET_DIR/release/mailsort-backend" --bundle "$T
   --reranker-dir "$T/onnx" --device cpu --bind "127.0.0.1:$PORT" > "$T/backend.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2> /dev/null || true' EXIT
-for _ in $(seq 1 60); do
-  curl -sf "http://127.0.0.1:$PORT/ready" > /dev/null && break
-  kill -0 $PID 2> /dev/null || { cat "$T/backend.log" >&2; exit 1; }
-  sleep 1
-done
+wait_ready "$PORT" "$PID" "$T/backend.log"
 MAILSORT_API_KEY=$KEY "$MAILSORT" eval --bundle "$T/smoke.msb" --test "$D/test.jsonl" --limit 200 --json \
   --backend "http://127.0.0.1:$PORT" > "$T/eval.json"
 
