@@ -39,6 +39,8 @@ t = sys.argv[1]
 train = json.load(open(f"{t}/train.json"))
 manifest = json.load(open(f"{t}/onnx/manifest.json"))
 r = json.load(open(f"{t}/eval.json"))
+cands = [json.loads(l) for l in open(f"{t}/cand-train.jsonl")]
+backend_log = open(f"{t}/backend.log").read()
 e = r["end_to_end"]
 forwarded = round(r["n"] * r["forwarded_rate"])
 checks = {
@@ -47,6 +49,9 @@ checks = {
     "calibration carried into the manifest": abs(manifest["temperature"] - train["temperature"]) < 1e-6
         and abs(manifest["edge_weight"] - train["edge_weight"]) < 1e-6,
     "FP16 within 1e-2 of FP32": manifest["fp16_max_abs_diff"] <= 1e-2,
+    "the bundle's label examples reach training and the backend": any(c["examples"] for x in cands for c in x["candidates"])
+        and manifest["label_examples"] == train["label_examples"] == 3
+        and "up to 3 examples" in backend_log,
     "the backend serves the trained reranker": "mailsort-reranker-smoke (trained true" in e["reranker"],
     "every forwarded e-mail was reranked": forwarded > 0 and e["reranked"] == forwarded,
     "end-to-end accuracy is a share": 0.0 <= e["accuracy"] <= 1.0,

@@ -57,25 +57,44 @@ def read_rows(path):
     return rows
 
 
-def label_texts(rows):
-    """label id -> label text, as the edge wrote them."""
+def rerank_text(text, examples, n):
+    """The label as the reranker reads it: exactly what the backend builds
+    (`Label::rerank_text` in crates/shared/src/taxonomy.rs)."""
+    picked = [" ".join(e.split()) for e in examples]
+    picked = [e for e in picked if e][:n]
+    return f"{text}. e.g. {' | '.join(picked)}" if picked else text
+
+
+def label_texts(rows, n_examples):
+    """label id -> label text: name and description as the edge wrote them,
+    plus up to n_examples of the label's examples."""
     texts = {}
     for r in rows:
         for c in r["candidates"]:
-            texts[c["label"]] = c["text"]
+            texts[c["label"]] = rerank_text(c["text"], c.get("examples", []), n_examples)
     return texts
 
 
-def training_lists(rows, texts, keep_sample, rng):
+def example_texts(rows):
+    """Whitespace-normalised texts that serve as some label's example: such
+    an e-mail would find itself in its gold label's text, so it is not
+    trained on."""
+    return {" ".join(e.split()) for r in rows for c in r["candidates"] for e in c.get("examples", [])}
+
+
+def training_lists(rows, texts, keep_sample, rng, skip=frozenset()):
     """(text, [label texts], gold index, [edge probabilities]) per e-mail.
 
     All forwarded e-mails (what the reranker will see) plus a sample of the
     kept ones; the gold label replaces the last candidate where the edge
-    missed it, so that every list has a right answer to learn.
+    missed it, so that every list has a right answer to learn. E-mails whose
+    text is in `skip` are left out.
     """
     out = []
     for r in rows:
         if not r["forwarded"] and rng.random() >= keep_sample:
+            continue
+        if " ".join(r["text"].split()) in skip:
             continue
         cands = [c["label"] for c in r["candidates"]]
         probs = [c["probability"] for c in r["candidates"]]
@@ -268,6 +287,7 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=128, help="tokens per (e-mail, label) pair while training")
     ap.add_argument("--keep-sample", type=float, default=0.15, help="share of kept (not forwarded) e-mails trained on")
     ap.add_argument("--max-rows-per-file", type=int, default=0, help="at most this many training e-mails per file (0: all)")
+    ap.add_argument("--label-examples", type=int, default=3, help="label examples (from the candidate files) appended to each label's text; the backend reads this from mailsort_reranker.json")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--edge-prior", type=float, default=1.0, help="weight of the edge's log-probabilities added to the scores in the loss (0: train the reranker alone)")
     ap.add_argument("--zero-shot", action="store_true", help="no training: calibrate and report the untrained scorer")
@@ -292,7 +312,8 @@ def main():
     train, data = [], []
     for path in args.train:
         rows = read_rows(path)
-        lists = training_lists(rows, label_texts(rows), args.keep_sample, rng)
+        skip = example_texts(rows) if args.label_examples else frozenset()
+        lists = training_lists(rows, label_texts(rows, args.label_examples), args.keep_sample, rng, skip)
         rng.shuffle(lists)
         if args.max_rows_per_file:
             lists = lists[: args.max_rows_per_file]
@@ -302,7 +323,7 @@ def main():
     dev = []
     for path in args.dev:
         rows = read_rows(path)
-        dev.extend(dev_lists(rows, label_texts(rows)))
+        dev.extend(dev_lists(rows, label_texts(rows, args.label_examples)))
     log(f"dev: {len(dev)} forwarded e-mails")
     rng.shuffle(train)
 
@@ -396,6 +417,7 @@ def main():
         "max_tokens": args.max_tokens,
         "lr": args.lr,
         "edge_prior": args.edge_prior,
+        "label_examples": args.label_examples,
         "train_seconds": round(train_s, 1),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -424,8 +446,9 @@ def model_card(m):
     return f"""# {m['name']}
 
 A cross-encoder that reranks the candidate labels mailsort's edge forwards:
-it reads `[CLS] e-mail text [SEP] label name: description [SEP]` and gives one
-logit per candidate. The backend turns an e-mail's logits into probabilities
+it reads `[CLS] e-mail text [SEP] label name: description[. e.g. example | …] [SEP]`
+(up to {m.get('label_examples', 0)} of the label's examples, typical training e-mails
+stored in the edge's bundle) and gives one logit per candidate. The backend turns an e-mail's logits into probabilities
 with p ∝ exp(score / {m['temperature']:.3f} + {m['edge_weight']:.2f} · ln p_edge).
 
 - **Architecture**: BERT, 6 layers, hidden 384, one joint encoding of the pair;

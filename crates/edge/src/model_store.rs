@@ -143,6 +143,11 @@ pub struct RerankerManifest {
     /// Weight of the edge's log-probabilities when fused with the
     /// reranker's (0 = reranker alone).
     pub edge_weight: f32,
+    /// Label examples the reranker was trained to read after each label's
+    /// description (`Label::rerank_text`); 0 for rerankers from before
+    /// examples existed.
+    #[serde(default)]
+    pub label_examples: usize,
 }
 
 /// What `models fetch` recorded about a prepared model.
@@ -330,6 +335,8 @@ struct TrainedCalibration {
     name: String,
     temperature: f32,
     edge_weight: f32,
+    #[serde(default)]
+    label_examples: usize,
 }
 
 /// Builds the cross-encoder's FP32 and FP16 ONNX files from a Hugging Face
@@ -385,6 +392,7 @@ pub fn prepare_reranker(
         fp16_max_abs_diff: report.fp16_max_abs_diff,
         temperature: calibration.as_ref().map_or(1.0, |c| c.temperature),
         edge_weight: calibration.as_ref().map_or(1.0, |c| c.edge_weight),
+        label_examples: calibration.as_ref().map_or(0, |c| c.label_examples),
     };
     let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
     fs::write(out.manifest(), text).map_err(io_err(&out.0))?;

@@ -296,6 +296,57 @@ impl NeighbourIndex for Excluding<'_> {
     }
 }
 
+/// For each label, up to `n` typical e-mails to show the reranker: the
+/// eligible ones (e.g. short enough to read) closest in cosine to the
+/// label's centroid, skipping near-duplicates (cosine above 0.9) of one
+/// already picked. The reranker then reads what the label's e-mails look
+/// like, not only its one-line description. Indices into `x`, best first.
+pub fn pick_examples(
+    x: &[Vec<f32>],
+    y: &[usize],
+    eligible: &[bool],
+    n_labels: usize,
+    n: usize,
+) -> Vec<Vec<usize>> {
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f32>();
+    let mut members = vec![Vec::new(); n_labels];
+    for (i, &l) in y.iter().enumerate() {
+        if l < n_labels {
+            members[l].push(i);
+        }
+    }
+    members
+        .into_iter()
+        .map(|idx| {
+            let Some(first) = idx.first() else {
+                return Vec::new();
+            };
+            let mut centroid = vec![0f32; x[*first].len()];
+            for &i in &idx {
+                for (c, v) in centroid.iter_mut().zip(&x[i]) {
+                    *c += v;
+                }
+            }
+            let mut ranked: Vec<(usize, f32)> = idx
+                .iter()
+                .filter(|&&i| eligible[i])
+                .map(|&i| (i, dot(&x[i], &centroid)))
+                .collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let mut picked: Vec<usize> = Vec::new();
+            for (i, _) in ranked {
+                if picked.len() == n {
+                    break;
+                }
+                if picked.iter().all(|&j| dot(&x[i], &x[j]) <= 0.9) {
+                    picked.push(i);
+                }
+            }
+            picked
+        })
+        .collect()
+}
+
 /// The element-wise mean of heads with the same labels and width.
 fn average_heads(heads: &[LinearHead]) -> LinearHead {
     let mut out = heads[0].clone();
@@ -336,6 +387,32 @@ mod tests {
     fn unit(v: Vec<f32>) -> Vec<f32> {
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.into_iter().map(|x| x / n).collect()
+    }
+
+    #[test]
+    fn picked_examples_are_central_eligible_and_not_duplicates() {
+        let x = vec![
+            unit(vec![1.0, 0.0, 0.0]),  // label 0, on the centroid's side
+            unit(vec![1.0, 0.05, 0.0]), // near-duplicate of 0
+            unit(vec![1.0, 0.6, 0.0]),  // label 0, further out
+            unit(vec![0.9, 0.1, 0.0]),  // label 0, central but too long
+            unit(vec![0.0, 0.0, 1.0]),  // label 1
+        ];
+        let y = vec![0, 0, 0, 0, 1];
+        let eligible = vec![true, true, true, false, true];
+        let picks = pick_examples(&x, &y, &eligible, 3, 2);
+        assert_eq!(picks[0].len(), 2);
+        assert!(
+            !picks[0].contains(&3),
+            "ineligible e-mail picked: {picks:?}"
+        );
+        assert!(
+            !(picks[0].contains(&0) && picks[0].contains(&1)),
+            "near-duplicates both picked: {picks:?}"
+        );
+        assert!(picks[0].contains(&2), "{picks:?}");
+        assert_eq!(picks[1], vec![4]);
+        assert!(picks[2].is_empty(), "a label without e-mails gets none");
     }
 
     #[test]

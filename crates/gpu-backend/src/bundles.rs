@@ -32,7 +32,8 @@ pub struct LoadedBundle {
     /// The bundle's id (SHA-256 of its payload), what the edge sends.
     pub id: String,
     pub classifier: EdgeClassifier,
-    /// Label id → the text the reranker reads (name, then description).
+    /// Label id → the text the reranker reads (name, description, and as
+    /// many examples as the reranker was trained with).
     label_texts: HashMap<String, String>,
 }
 
@@ -50,8 +51,13 @@ pub struct Bundles {
 
 impl Bundles {
     /// Loads each bundle file with the encoder in `model_dir`, which must be
-    /// the one the bundle was built with.
-    pub fn load(paths: &[PathBuf], model_dir: &Path) -> Result<Self, BundleLoadError> {
+    /// the one the bundle was built with; label texts carry up to
+    /// `label_examples` examples each (the reranker's manifest says how many).
+    pub fn load(
+        paths: &[PathBuf],
+        model_dir: &Path,
+        label_examples: usize,
+    ) -> Result<Self, BundleLoadError> {
         let onnx_path = ModelDir(model_dir.to_path_buf()).int8();
         let onnx = fs::read(&onnx_path).map_err(|e| BundleLoadError::Read {
             path: onnx_path.clone(),
@@ -79,7 +85,7 @@ impl Bundles {
                 .taxonomy
                 .labels()
                 .iter()
-                .map(|l| (l.id.clone(), l.text()))
+                .map(|l| (l.id.clone(), l.rerank_text(label_examples)))
                 .collect();
             let id = bundle.id.clone();
             let mut classifier =

@@ -50,16 +50,6 @@ pub fn load(
         )));
     }
     let started = Instant::now();
-    let bundles = Bundles::load(&config.bundles, &config.model_dir)?;
-    for b in bundles.iter() {
-        tracing::info!(
-            "bundle {} ({}): {} labels",
-            b.name,
-            &b.id[..12],
-            b.classifier.bundle().taxonomy.labels().len()
-        );
-    }
-
     let dir = RerankerDir(config.reranker_dir.clone());
     let options = RuntimeOptions {
         device: config.device,
@@ -68,6 +58,24 @@ pub fn load(
         threads: config.threads,
     };
     let mut model = CrossEncoder::load(&dir, &config.ort_lib, &options)?;
+    // Label texts follow the format this reranker was trained on.
+    let bundles = Bundles::load(
+        &config.bundles,
+        &config.model_dir,
+        model.manifest.label_examples,
+    )?;
+    tracing::info!(
+        "label texts: name, description and up to {} examples",
+        model.manifest.label_examples
+    );
+    for b in bundles.iter() {
+        tracing::info!(
+            "bundle {} ({}): {} labels",
+            b.name,
+            &b.id[..12],
+            b.classifier.bundle().taxonomy.labels().len()
+        );
+    }
     let tokenizer = fs::read_to_string(dir.tokenizer()).map_err(|e| ModelError::Read {
         path: dir.tokenizer().display().to_string(),
         detail: e.to_string(),

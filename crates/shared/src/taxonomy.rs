@@ -29,6 +29,25 @@ impl Label {
             _ => self.name.clone(),
         }
     }
+
+    /// The text a cross-encoder reranker reads for this label: [`Label::text`]
+    /// followed by up to `examples` of its examples, as in
+    /// `card arrival: when will my card come. e.g. Where is my card? | …`.
+    /// A reranker is trained with one such format (`label_examples` in its
+    /// manifest); `training/train_reranker.py` builds the same string.
+    pub fn rerank_text(&self, examples: usize) -> String {
+        let picked: Vec<String> = self
+            .examples
+            .iter()
+            .map(|e| e.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|e| !e.is_empty())
+            .take(examples)
+            .collect();
+        match picked.is_empty() {
+            true => self.text(),
+            false => format!("{}. e.g. {}", self.text(), picked.join(" | ")),
+        }
+    }
 }
 
 /// A validated set of labels.
@@ -157,6 +176,18 @@ impl Taxonomy {
     }
 
     /// All labels, in file order.
+    /// Sets a label's examples where it has none (user-written examples
+    /// win). Returns whether they were set.
+    pub fn fill_examples(&mut self, id: &str, examples: Vec<String>) -> bool {
+        match self.labels.iter_mut().find(|l| l.id == id) {
+            Some(l) if l.examples.is_empty() => {
+                l.examples = examples;
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn labels(&self) -> &[Label] {
         &self.labels
     }
@@ -186,6 +217,32 @@ fn humanise(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rerank_text_appends_examples_and_user_examples_win() {
+        let yaml = "labels:\n  - id: card_arrival\n    description: when will my card come\n  - id: refund\n    examples: [\"I want my  money\\nback\"]\n";
+        let mut t = Taxonomy::parse(yaml).unwrap();
+        assert!(t.fill_examples(
+            "card_arrival",
+            vec!["Where is my card?".into(), "Card not here".into()]
+        ));
+        assert!(!t.fill_examples("refund", vec!["replaced?".into()]));
+        assert!(!t.fill_examples("nope", vec!["x".into()]));
+        let card = t.get("card_arrival").unwrap();
+        assert_eq!(card.rerank_text(0), "card arrival: when will my card come");
+        assert_eq!(
+            card.rerank_text(1),
+            "card arrival: when will my card come. e.g. Where is my card?"
+        );
+        assert_eq!(
+            card.rerank_text(5),
+            "card arrival: when will my card come. e.g. Where is my card? | Card not here"
+        );
+        assert_eq!(
+            t.get("refund").unwrap().rerank_text(3),
+            "refund. e.g. I want my money back"
+        );
+    }
 
     #[test]
     fn parses_yaml_and_json_forms() {

@@ -25,12 +25,15 @@ pub struct CandidateRow<'a> {
     pub candidates: Vec<CandidateText<'a>>,
 }
 
-/// A candidate with the label text the cross-encoder reads.
+/// A candidate with the label text the cross-encoder reads: name and
+/// description, and the label's examples, which the trainer appends as
+/// `Label::rerank_text` does.
 #[derive(Serialize)]
 pub struct CandidateText<'a> {
     pub label: &'a str,
     pub probability: f32,
     pub text: String,
+    pub examples: &'a [String],
 }
 
 impl<'a> CandidateRow<'a> {
@@ -40,8 +43,9 @@ impl<'a> CandidateRow<'a> {
         label: &'a str,
         forwarded: bool,
         candidates: &'a [Candidate],
-        taxonomy: &Taxonomy,
+        taxonomy: &'a Taxonomy,
     ) -> Self {
+        const NONE: &[String] = &[];
         Self {
             id,
             text,
@@ -49,12 +53,14 @@ impl<'a> CandidateRow<'a> {
             forwarded,
             candidates: candidates
                 .iter()
-                .map(|c| CandidateText {
-                    label: &c.label,
-                    probability: c.probability,
-                    text: taxonomy
-                        .get(&c.label)
-                        .map_or_else(|| c.label.clone(), |l| l.text()),
+                .map(|c| {
+                    let label = taxonomy.get(&c.label);
+                    CandidateText {
+                        label: &c.label,
+                        probability: c.probability,
+                        text: label.map_or_else(|| c.label.clone(), |l| l.text()),
+                        examples: label.map_or(NONE, |l| l.examples.as_slice()),
+                    }
                 })
                 .collect(),
         }

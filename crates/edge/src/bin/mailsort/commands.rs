@@ -30,6 +30,9 @@ use crate::{Command, ExemplarIndex, ModelArgs, ModelsCommand, RunArgs};
 /// From this many exemplars on, the native CLI searches them with hnsw_rs
 /// instead of a flat scan.
 const HNSW_MIN_EXEMPLARS: usize = 5000;
+/// Longest e-mail (in words) stored as a label example: the reranker reads
+/// every example beside every e-mail, so they must be short.
+const LABEL_EXAMPLE_MAX_WORDS: usize = 30;
 
 pub fn run(command: Command) -> Result<()> {
     match command {
@@ -70,6 +73,7 @@ pub fn run(command: Command) -> Result<()> {
             alpha,
             limit,
             no_exemplars,
+            label_examples,
             candidates_out,
             model,
             run,
@@ -92,6 +96,7 @@ pub fn run(command: Command) -> Result<()> {
                 token_cap,
                 opts,
                 limit,
+                label_examples,
                 candidates_out.as_deref(),
                 &model,
                 &run,
@@ -368,13 +373,14 @@ fn build(
     token_cap: usize,
     opts: TrainOptions,
     limit: Option<usize>,
+    label_examples: usize,
     candidates_out: Option<&Path>,
     model: &ModelArgs,
     run: &RunArgs,
 ) -> Result<()> {
     let clean_cfg = CleanConfig::with_token_cap(token_cap)?;
     let rows = limit_rows(inputs::read_labelled(train_path, true)?, limit);
-    let taxonomy = match taxonomy_path {
+    let mut taxonomy = match taxonomy_path {
         Some(p) => {
             let text = fs::read_to_string(p)
                 .with_context(|| format!("cannot read taxonomy {}", p.display()))?;
@@ -478,6 +484,22 @@ fn build(
         eprintln!("  {m}")
     })?;
     let report = &trained.report;
+    if label_examples > 0 {
+        let eligible: Vec<bool> = texts
+            .iter()
+            .map(|t| t.split_whitespace().count() <= LABEL_EXAMPLE_MAX_WORDS)
+            .collect();
+        let picks = train::pick_examples(&x, &y, &eligible, labels.len(), label_examples);
+        let mut filled = 0;
+        for (label, picked) in labels.iter().zip(picks) {
+            let examples = picked
+                .iter()
+                .map(|&i| texts[i].split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect();
+            filled += usize::from(taxonomy.fill_examples(label, examples));
+        }
+        eprintln!("stored up to {label_examples} typical e-mails as examples for {filled} labels");
+    }
     if let Some(path) = candidates_out {
         let rows: Vec<CandidateRow> = rows
             .iter()

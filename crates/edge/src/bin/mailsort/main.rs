@@ -89,6 +89,11 @@ enum Command {
         /// Never ship nearest-exemplar evidence (smaller bundle, head only).
         #[arg(long)]
         no_exemplars: bool,
+        /// Typical training e-mails (short, central) stored per label for the
+        /// reranker to read beside the description, where the taxonomy gives
+        /// none. They travel inside the bundle; 0 stores none.
+        #[arg(long, default_value_t = 3)]
+        label_examples: usize,
         /// Also write each training e-mail's out-of-fold candidates (JSONL),
         /// the input of `training/train_reranker.py`.
         #[arg(long)]
