@@ -114,9 +114,13 @@ generic=$R/generic
 [ -f "$generic/model.safetensors" ] || generic=models/reranker-generic
 evaluate "$generic" generic "${SETS[@]}"
 for s in "${SETS[@]}"; do evaluate "$R/generic-no-$s" "generic-no-$s" "$s"; done
-for s in banking77 20newsgroups; do
-  if [[ " ${SETS[*]} " == *" $s "* ]]; then evaluate "$R/$s" "$s" "$s"; fi
-done
+# Served at the token cap it was trained at (128): at the backend's default
+# 256 the 20 Newsgroups one, reading longer posts than it learnt on, gained
+# +0.49 instead of +0.78.
+if [[ " ${SETS[*]} " == *" banking77 "* ]]; then evaluate "$R/banking77" banking77 banking77; fi
+if [[ " ${SETS[*]} " == *" 20newsgroups "* ]]; then
+  MAILSORT_TOKEN_CAP=128 evaluate "$R/20newsgroups" 20newsgroups 20newsgroups
+fi
 
 echo
 echo "| set | reranker | n | edge only | end to end | gain | forwarded | edge-kept accuracy | backend on forwarded (edge) |"
