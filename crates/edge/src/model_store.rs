@@ -148,6 +148,12 @@ pub struct RerankerManifest {
     /// examples existed.
     #[serde(default)]
     pub label_examples: usize,
+    /// Tokens per (e-mail, label) pair the reranker was trained at; the
+    /// backend cuts pairs there unless told otherwise, since serving longer
+    /// pairs than it learnt on measurably hurt (README, Results). `None`
+    /// for rerankers prepared before the trainer recorded it.
+    #[serde(default)]
+    pub max_tokens: Option<u16>,
 }
 
 /// What `models fetch` recorded about a prepared model.
@@ -337,12 +343,15 @@ struct TrainedCalibration {
     edge_weight: f32,
     #[serde(default)]
     label_examples: usize,
+    #[serde(default)]
+    max_tokens: Option<u16>,
 }
 
 /// Builds the cross-encoder's FP32 and FP16 ONNX files from a Hugging Face
 /// folder (the script checks FP16 against FP32) and writes the manifest.
 /// A checkpoint from `training/train_reranker.py` brings its name,
-/// temperature and edge weight, and its model card is copied along. A
+/// temperature, edge weight, label examples and training length, and its
+/// model card is copied along. A
 /// checkpoint without a trained classifier gets a placeholder head, an
 /// edge weight of 1 and `trained: false`.
 pub fn prepare_reranker(
@@ -393,6 +402,7 @@ pub fn prepare_reranker(
         temperature: calibration.as_ref().map_or(1.0, |c| c.temperature),
         edge_weight: calibration.as_ref().map_or(1.0, |c| c.edge_weight),
         label_examples: calibration.as_ref().map_or(0, |c| c.label_examples),
+        max_tokens: calibration.as_ref().and_then(|c| c.max_tokens),
     };
     let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
     fs::write(out.manifest(), text).map_err(io_err(&out.0))?;

@@ -71,9 +71,12 @@ pub struct ServeConfig {
     pub threads: usize,
 
     /// Tokens per (e-mail, label) pair, [CLS] and [SEP]s included (128–512).
-    #[arg(long, env = "MAILSORT_TOKEN_CAP", default_value_t = 256,
+    /// Default: the length the reranker was trained at (its manifest's
+    /// `max_tokens`, brought into 128–512), or 256 for a reranker whose
+    /// manifest does not say.
+    #[arg(long, env = "MAILSORT_TOKEN_CAP",
           value_parser = clap::value_parser!(u16).range(128..=512))]
-    pub token_cap: u16,
+    pub token_cap: Option<u16>,
 
     /// Padded tokens (pairs × longest pair) per model call. Default: 16384
     /// on CUDA; 1024 on CPU, where larger calls were measured slower per

@@ -24,6 +24,16 @@ const CPU_BATCH_TOKENS: usize = 1024;
 /// Default token budget per model call on a GPU.
 const GPU_BATCH_TOKENS: usize = 16384;
 
+/// Pair length when `--token-cap` is not given.
+const DEFAULT_TOKEN_CAP: u16 = 256;
+
+/// The pair length to serve at: the flag, else the reranker's training
+/// length (serving longer pairs than it learnt on cost accuracy on long
+/// mail), kept inside the flag's range, else [`DEFAULT_TOKEN_CAP`].
+fn token_cap(flag: Option<u16>, trained_at: Option<u16>) -> usize {
+    usize::from(flag.unwrap_or_else(|| trained_at.map_or(DEFAULT_TOKEN_CAP, |m| m.clamp(128, 512))))
+}
+
 /// Why the server could not get ready.
 #[derive(Debug, Error)]
 pub enum StartupError {
@@ -41,14 +51,6 @@ pub fn load(
     config: &ServeConfig,
     metrics: Arc<Metrics>,
 ) -> Result<(Arc<Engine>, Batcher), StartupError> {
-    if let Some(t) = config.max_batch_tokens
-        && t < usize::from(config.token_cap)
-    {
-        return Err(StartupError::Config(format!(
-            "--max-batch-tokens {t} is smaller than one pair at the token cap ({})",
-            config.token_cap
-        )));
-    }
     let started = Instant::now();
     let dir = RerankerDir(config.reranker_dir.clone());
     let options = RuntimeOptions {
@@ -58,6 +60,22 @@ pub fn load(
         threads: config.threads,
     };
     let mut model = CrossEncoder::load(&dir, &config.ort_lib, &options)?;
+    let token_cap = token_cap(config.token_cap, model.manifest.max_tokens);
+    if let Some(t) = config.max_batch_tokens
+        && t < token_cap
+    {
+        return Err(StartupError::Config(format!(
+            "--max-batch-tokens {t} is smaller than one pair at the token cap ({token_cap})"
+        )));
+    }
+    tracing::info!(
+        "pairs cut at {token_cap} tokens ({})",
+        match (config.token_cap, model.manifest.max_tokens) {
+            (Some(_), _) => "--token-cap".to_string(),
+            (None, Some(m)) => format!("the reranker was trained at {m}"),
+            (None, None) => "default; the reranker's manifest has no training length".to_string(),
+        }
+    );
     // Label texts follow the format this reranker was trained on.
     let bundles = Bundles::load(
         &config.bundles,
@@ -88,7 +106,6 @@ pub fn load(
         }
         .into());
     }
-    let token_cap = usize::from(config.token_cap);
     let encoder = PairEncoder::new(&tokenizer, token_cap)?;
     let warm = Instant::now();
     model.warm_up(token_cap)?;
@@ -157,4 +174,21 @@ pub fn load(
     };
     tracing::info!("ready after {:.1} s", started.elapsed().as_secs_f32());
     Ok((Arc::new(engine), batcher))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_cap_follows_flag_then_training_length_then_default() {
+        assert_eq!(token_cap(Some(384), Some(128)), 384);
+        assert_eq!(token_cap(None, Some(128)), 128);
+        assert_eq!(token_cap(None, Some(200)), 200);
+        assert_eq!(token_cap(None, None), 256);
+        // A reranker trained shorter or longer than the backend serves is
+        // brought into the range the flag accepts.
+        assert_eq!(token_cap(None, Some(64)), 128);
+        assert_eq!(token_cap(None, Some(1024)), 512);
+    }
 }

@@ -562,3 +562,44 @@ fn metric(text: &str, name: &str) -> f64 {
         .map(|v| v.trim().parse().unwrap())
         .unwrap_or(0.0)
 }
+
+#[test]
+fn pairs_are_cut_where_the_reranker_was_trained_unless_told_otherwise() {
+    // A copy of the reranker whose manifest records (or omits) its training
+    // length; start-up checks the batch budget against the resulting cap.
+    let src = reranker_dir();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("manifest.json")).unwrap()).unwrap();
+    let start = |max_tokens: Option<u16>, extra: &[&str]| {
+        let dir = std::env::temp_dir().join(format!(
+            "mailsort-reranker-len-{}-{max_tokens:?}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["tokenizer.json", "model_fp32.onnx", "model_fp16.onnx"] {
+            let _ = std::fs::remove_file(dir.join(f));
+            std::os::unix::fs::symlink(src.join(f).canonicalize().unwrap(), dir.join(f)).unwrap();
+        }
+        let mut m = manifest.clone();
+        m["max_tokens"] = serde_json::json!(max_tokens);
+        std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+        let mut args = vec!["--reranker-dir", dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = Server::command(&args)
+            .env_remove("MAILSORT_TOKEN_CAP")
+            .output()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = start(Some(200), &["--max-batch-tokens", "150"]);
+    assert!(err.contains("at the token cap (200)"), "{err}");
+    let err = start(None, &["--max-batch-tokens", "150"]);
+    assert!(err.contains("at the token cap (256)"), "{err}");
+    let err = start(
+        Some(200),
+        &["--max-batch-tokens", "150", "--token-cap", "384"],
+    );
+    assert!(err.contains("at the token cap (384)"), "{err}");
+}

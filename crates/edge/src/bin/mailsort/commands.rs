@@ -275,11 +275,21 @@ fn models_reranker(
                 )
             })?;
             let sha = mailsort_edge::classify::sha256_hex(&bytes);
+            // The calibration file is part of the fingerprint too: a
+            // recalibrated (or newly recorded) temperature, edge weight or
+            // training length must reach the manifest.
+            let calibration = match fs::read(folder.join("mailsort_reranker.json")) {
+                Ok(b) => format!(
+                    ", mailsort_reranker.json sha256 {}",
+                    mailsort_edge::classify::sha256_hex(&b)
+                ),
+                Err(_) => String::new(),
+            };
             (
                 folder.clone(),
                 folder.display().to_string(),
                 format!(
-                    "folder {} (model.safetensors sha256 {sha})",
+                    "folder {} (model.safetensors sha256 {sha}{calibration})",
                     folder.display()
                 ),
             )
@@ -311,10 +321,12 @@ fn models_reranker(
     eprintln!("building the cross-encoder (FP32 and FP16 ONNX) and checking FP16…");
     let m = model_store::prepare_reranker(&src, &out, python, &name, &source)?;
     println!(
-        "ok: reranker {} in {}: trained {}, FP16 vs FP32 max |diff| {:.2e}, fp32 sha256 {}",
+        "ok: reranker {} in {}: trained {}{}, FP16 vs FP32 max |diff| {:.2e}, fp32 sha256 {}",
         m.name,
         dir.display(),
         m.trained,
+        m.max_tokens
+            .map_or_else(String::new, |t| format!(" at {t} tokens per pair")),
         m.fp16_max_abs_diff,
         m.fp32_sha256
     );
