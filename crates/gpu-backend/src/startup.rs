@@ -59,8 +59,10 @@ pub fn load(
         tensorrt: config.tensorrt,
         threads: config.threads,
     };
-    let mut model = CrossEncoder::load(&dir, &config.ort_lib, &options)?;
-    let token_cap = token_cap(config.token_cap, model.manifest.max_tokens);
+    // The manifest alone says how to cut pairs and how to write label
+    // texts, so bad flags and bad bundles fail before the model's load.
+    let manifest = dir.read_manifest().map_err(ModelError::from)?;
+    let token_cap = token_cap(config.token_cap, manifest.max_tokens);
     if let Some(t) = config.max_batch_tokens
         && t < token_cap
     {
@@ -70,21 +72,17 @@ pub fn load(
     }
     tracing::info!(
         "pairs cut at {token_cap} tokens ({})",
-        match (config.token_cap, model.manifest.max_tokens) {
+        match (config.token_cap, manifest.max_tokens) {
             (Some(_), _) => "--token-cap".to_string(),
             (None, Some(m)) => format!("the reranker was trained at {m}"),
             (None, None) => "default; the reranker's manifest has no training length".to_string(),
         }
     );
     // Label texts follow the format this reranker was trained on.
-    let bundles = Bundles::load(
-        &config.bundles,
-        &config.model_dir,
-        model.manifest.label_examples,
-    )?;
+    let bundles = Bundles::load(&config.bundles, &config.model_dir, manifest.label_examples)?;
     tracing::info!(
         "label texts: name, description and up to {} examples",
-        model.manifest.label_examples
+        manifest.label_examples
     );
     for b in bundles.iter() {
         tracing::info!(
@@ -94,6 +92,7 @@ pub fn load(
             b.classifier.bundle().taxonomy.labels().len()
         );
     }
+    let mut model = CrossEncoder::load(&dir, &config.ort_lib, &options)?;
     let tokenizer = fs::read_to_string(dir.tokenizer()).map_err(|e| ModelError::Read {
         path: dir.tokenizer().display().to_string(),
         detail: e.to_string(),
