@@ -351,9 +351,8 @@ struct TrainedCalibration {
 /// folder (the script checks FP16 against FP32) and writes the manifest.
 /// A checkpoint from `training/train_reranker.py` brings its name,
 /// temperature, edge weight, label examples and training length, and its
-/// model card is copied along. A
-/// checkpoint without a trained classifier gets a placeholder head, an
-/// edge weight of 1 and `trained: false`.
+/// model card is copied along. A checkpoint without a trained classifier
+/// gets a placeholder head, an edge weight of 1 and `trained: false`.
 pub fn prepare_reranker(
     src: &Path,
     out: &RerankerDir,
