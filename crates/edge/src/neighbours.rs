@@ -66,16 +66,18 @@ mod hnsw {
     }
 
     impl HnswIndex {
-        /// Builds the graph over the bundle's exemplars.
+        /// Builds the graph over the bundle's exemplars. Insertion is serial:
+        /// hnsw_rs seeds its level draws, so the same bundle always gives the
+        /// same graph, and an e-mail the same label on every run and in every
+        /// process (parallel insertion interleaves the draws by thread timing,
+        /// which flipped near-tie e-mails between runs).
         pub fn new(ex: &Exemplars) -> Self {
             let n = ex.len().max(1);
             let layers = 16.min((n as f32).ln().ceil().max(1.0) as usize);
             let hnsw = Hnsw::<f32, DistCosine>::new(16, n, layers, 200, DistCosine {});
-            let data: Vec<(Vec<f32>, usize)> = (0..ex.len())
-                .map(|i| (renormalise(ex.vector(i)), i))
-                .collect();
-            let refs: Vec<(&Vec<f32>, usize)> = data.iter().map(|(v, i)| (v, *i)).collect();
-            hnsw.parallel_insert(&refs);
+            for i in 0..ex.len() {
+                hnsw.insert_slice((&renormalise(ex.vector(i)), i));
+            }
             Self {
                 hnsw,
                 ef_search: 64,
@@ -144,6 +146,35 @@ mod tests {
                 .count();
             assert!(overlap >= 4, "flat {a:?} hnsw {b:?}");
             assert!((a[0].1 - b[0].1).abs() < 1e-3);
+        }
+    }
+
+    #[cfg(feature = "native")]
+    #[test]
+    fn hnsw_builds_the_same_graph_every_time() {
+        let mut state = 777u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        };
+        let vectors: Vec<Vec<f32>> = (0..3000)
+            .map(|_| unit(&(0..16).map(|_| next()).collect::<Vec<_>>()))
+            .collect();
+        let queries: Vec<Vec<f32>> = (0..300)
+            .map(|_| unit(&(0..16).map(|_| next()).collect::<Vec<_>>()))
+            .collect();
+        let ex = Exemplars::from_vectors(16, &vectors, vec![0; 3000], 5, 0.5);
+        let answers = |h: &HnswIndex| -> Vec<Vec<usize>> {
+            queries
+                .iter()
+                .map(|q| h.search(q, 10).into_iter().map(|(i, _)| i).collect())
+                .collect()
+        };
+        let first = answers(&HnswIndex::new(&ex));
+        for _ in 0..3 {
+            assert_eq!(answers(&HnswIndex::new(&ex)), first);
         }
     }
 }
