@@ -107,27 +107,31 @@ mod hnsw {
 mod tests {
     use super::*;
 
-    fn unit(v: &[f32]) -> Vec<f32> {
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.iter().map(|x| x / n).collect()
-    }
-
-    #[test]
-    fn flat_and_hnsw_find_the_same_nearest() {
-        // Pseudo-random distinct unit vectors (an LCG, no test dependency).
-        let mut state = 12345u64;
+    /// `n` pseudo-random distinct unit vectors of width 16 (an LCG: no
+    /// test dependency, the same vectors on every run).
+    fn random_units(seed: u64, n: usize) -> Vec<Vec<f32>> {
+        let mut state = seed;
         let mut next = || {
             state = state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
         };
-        let vectors: Vec<Vec<f32>> = (0..500)
-            .map(|_| unit(&(0..16).map(|_| next()).collect::<Vec<_>>()))
-            .collect();
+        (0..n)
+            .map(|_| {
+                let v: Vec<f32> = (0..16).map(|_| next()).collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter().map(|x| x / norm).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn flat_and_hnsw_find_the_same_nearest() {
+        let vectors = random_units(12345, 500);
         let ex = Exemplars::from_vectors(16, &vectors, vec![0; 500], 5, 0.5);
         let flat = FlatIndex::new(&ex);
-        let q = unit(&(0..16).map(|_| next()).collect::<Vec<_>>());
+        let q = random_units(54321, 1).remove(0);
         let a = flat.search(&q, 5);
         assert_eq!(a.len(), 5);
         assert!(a.windows(2).all(|w| w[0].1 >= w[1].1));
@@ -152,19 +156,8 @@ mod tests {
     #[cfg(feature = "native")]
     #[test]
     fn hnsw_builds_the_same_graph_every_time() {
-        let mut state = 777u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-        };
-        let vectors: Vec<Vec<f32>> = (0..3000)
-            .map(|_| unit(&(0..16).map(|_| next()).collect::<Vec<_>>()))
-            .collect();
-        let queries: Vec<Vec<f32>> = (0..300)
-            .map(|_| unit(&(0..16).map(|_| next()).collect::<Vec<_>>()))
-            .collect();
+        let vectors = random_units(777, 3000);
+        let queries = random_units(778, 300);
         let ex = Exemplars::from_vectors(16, &vectors, vec![0; 3000], 5, 0.5);
         let answers = |h: &HnswIndex| -> Vec<Vec<usize>> {
             queries
