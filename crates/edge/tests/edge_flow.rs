@@ -159,6 +159,32 @@ fn classify_reads_eml_and_mbox_and_writes_decisions() {
 }
 
 #[test]
+fn flat_scan_and_hnsw_find_the_same_exemplars_in_a_real_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let test = dir.path().join("test.jsonl");
+    write_lines(
+        &test,
+        &subset(&datasets().join("banking77/test.jsonl"), 20, 100),
+    );
+    let out = mailsort_ok(&[
+        "bench-exemplars",
+        "--bundle",
+        banking_bundle().to_str().unwrap(),
+        "--input",
+        test.to_str().unwrap(),
+        "--rounds",
+        "1",
+        "--json",
+    ]);
+    let report: Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(report["exemplars"].as_u64().unwrap() > 1000, "{report}");
+    assert_eq!(report["queries"].as_u64().unwrap(), 100, "{report}");
+    // hnsw_rs is approximate, but on a graph this small it should miss
+    // almost nothing the exact scan finds.
+    assert!(report["recall_at_k"].as_f64().unwrap() >= 0.97, "{report}");
+}
+
+#[test]
 fn bad_jsonl_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.jsonl");

@@ -7,12 +7,9 @@ use std::path::{Path, PathBuf};
 
 use mailsort_edge::EdgeClassifier;
 use mailsort_edge::model_store::ModelDir;
-use mailsort_edge::neighbours::HnswIndex;
+use mailsort_edge::neighbours::{HNSW_MIN_EXEMPLARS, HnswIndex};
 use mailsort_shared::bundle::Bundle;
 use thiserror::Error;
-
-/// From this many exemplars on, exemplar search uses hnsw_rs (as the CLI does).
-const HNSW_MIN_EXEMPLARS: usize = 5000;
 
 /// Why a bundle could not be served.
 #[derive(Debug, Error)]

@@ -11,7 +11,7 @@ use mailsort_edge::classify::top_k;
 use mailsort_edge::inputs::{self, InputEmail};
 use mailsort_edge::metrics::{self, EvalReport};
 use mailsort_edge::model_store::{self, ModelDir, RerankerDir};
-use mailsort_edge::neighbours::HnswIndex;
+use mailsort_edge::neighbours::{HNSW_MIN_EXEMPLARS, HnswIndex};
 use mailsort_edge::train::{self, TrainOptions};
 use mailsort_edge::{EdgeClassifier, Embedder};
 use mailsort_shared::api::{RerankEmail, RerankRequest};
@@ -26,10 +26,6 @@ use crate::backend_client::BackendClient;
 use crate::candidates::{self, CandidateRow};
 use crate::embedding::embed_all;
 use crate::{Command, ExemplarIndex, ModelArgs, ModelsCommand, RunArgs};
-
-/// From this many exemplars on, the native CLI searches them with hnsw_rs
-/// instead of a flat scan.
-const HNSW_MIN_EXEMPLARS: usize = 5000;
 /// Longest e-mail (in words) stored as a label example: the reranker reads
 /// every example beside every e-mail, so they must be short.
 const LABEL_EXAMPLE_MAX_WORDS: usize = 30;
@@ -188,6 +184,17 @@ pub fn run(command: Command) -> Result<()> {
             json,
             &model.model_dir,
         ),
+        Command::BenchExemplars {
+            bundle,
+            input,
+            n,
+            rounds,
+            json,
+            model,
+        } => {
+            let (onnx, _) = read_model(&model)?;
+            crate::bench_exemplars::bench_exemplars(&bundle, &input, n, rounds, json, &onnx)
+        }
     }
 }
 

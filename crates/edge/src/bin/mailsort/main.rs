@@ -2,6 +2,7 @@
 
 mod backend_client;
 mod bench;
+mod bench_exemplars;
 mod candidates;
 mod commands;
 mod embedding;
@@ -28,7 +29,8 @@ struct ModelArgs {
         default_value = "models/all-MiniLM-L6-v2"
     )]
     model_dir: PathBuf,
-    /// Exemplar search: hnsw_rs from 5,000 exemplars on (auto), or always one kind.
+    /// Exemplar search: a flat scan below 50,000 exemplars and hnsw_rs from
+    /// there on (auto, `HNSW_MIN_EXEMPLARS`), or always one kind.
     #[arg(long, value_enum, default_value_t = ExemplarIndex::Auto)]
     exemplar_index: ExemplarIndex,
 }
@@ -205,6 +207,25 @@ enum Command {
         /// ONNX Runtime intra-op threads (tract runs on one).
         #[arg(long, default_value_t = 1)]
         ort_threads: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Exemplar search of a bundle: the flat scan against hnsw_rs (build
+    /// time, time per search, same neighbours).
+    BenchExemplars {
+        #[arg(long)]
+        bundle: PathBuf,
+        /// E-mails to search with (JSONL, mbox or .eml).
+        #[arg(long)]
+        input: PathBuf,
+        /// How many e-mails from the input.
+        #[arg(long, default_value_t = 512)]
+        n: usize,
+        /// Interleaved rounds.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
