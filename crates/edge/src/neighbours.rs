@@ -10,9 +10,10 @@ pub trait NeighbourIndex: Send + Sync {
 }
 
 /// Below this many exemplars the native edge (CLI, backend) scans them all
-/// with [`FlatIndex`], as the browser and the Worker always do, so one bundle
-/// gives the same labels everywhere; the scan costs about 0.6 ms per e-mail
-/// at 10,000 exemplars, where building the hnsw graph took 6.5 s at load.
+/// with [`FlatIndex`], as the browser and the Worker always do, so a bundle's
+/// exemplars are searched exactly and the same way everywhere; the scan costs
+/// about 0.6 ms per e-mail at 10,000 exemplars, where building the hnsw graph
+/// takes 7-13 s at every load (`mailsort bench-exemplars`).
 pub const HNSW_MIN_EXEMPLARS: usize = 50_000;
 
 /// Exact search by scanning every vector.
