@@ -166,7 +166,8 @@ def pair_scorer_class():
             self.bias = torch.nn.Parameter(torch.tensor(float(bias)))
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            h = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+            # Pooling and cosine in FP32 also under bf16 autocast on a GPU (a no-op on CPU).
+            h = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state.float()
             mask = attention_mask.to(h.dtype)
             label_w = mask * token_type_ids.to(h.dtype)
             email_w = mask - label_w
@@ -204,25 +205,51 @@ def save_scorer(model, config, folder, fp16):
     """model.safetensors with `bert.*` and `pair_head.{scale,bias}`, plus config.json."""
     from safetensors.torch import save_file
 
-    tensors = {"bert." + k: v.detach().clone() for k, v in model.bert.state_dict().items() if "position_ids" not in k}
-    tensors["pair_head.scale"] = model.scale.detach().reshape(1).clone()
-    tensors["pair_head.bias"] = model.bias.detach().reshape(1).clone()
+    tensors = {"bert." + k: v.detach().cpu().clone() for k, v in model.bert.state_dict().items() if "position_ids" not in k}
+    tensors["pair_head.scale"] = model.scale.detach().cpu().reshape(1).clone()
+    tensors["pair_head.bias"] = model.bias.detach().cpu().reshape(1).clone()
     if fp16:
         tensors = {k: v.half() for k, v in tensors.items()}
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
     config.save_pretrained(folder)
 
 
-def score_lists(model, tokenizer, lists, batch_pairs=64):
+def on_device(inputs, device):
+    return {k: v.to(device) for k, v in inputs.items()}
+
+
+def pick_device(name):
+    """cpu, cuda, or auto: CUDA when PyTorch sees a GPU."""
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: PyTorch sees no CUDA GPU here (use --device cpu or auto)")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def autocast(device):
+    """bf16 autocast on CUDA (tensor cores; no loss scaling needed); full FP32 on CPU."""
+    import contextlib
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def score_lists(model, tokenizer, lists, device, batch_pairs=64):
     """Cross-encoder logits for each list's candidates."""
     import torch
 
     model.eval()
     flat = [(text, lt) for text, lts, _, _ in lists for lt in lts]
     scores = []
-    with torch.no_grad():
+    with torch.no_grad(), autocast(device):
         for i in range(0, len(flat), batch_pairs):
-            scores.extend(model(**tokenizer(flat[i : i + batch_pairs])).tolist())
+            scores.extend(model(**on_device(tokenizer(flat[i : i + batch_pairs]), device)).float().tolist())
     out, k = [], 0
     for _, lts, _, _ in lists:
         out.append(np.array(scores[k : k + len(lts)], dtype=np.float64))
@@ -289,6 +316,7 @@ def main():
     ap.add_argument("--max-rows-per-file", type=int, default=0, help="at most this many training e-mails per file (0: all)")
     ap.add_argument("--label-examples", type=int, default=3, help="label examples (from the candidate files) appended to each label's text; the backend reads this from mailsort_reranker.json")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to train: auto uses a CUDA GPU when PyTorch sees one (bf16 autocast), else the CPU")
     ap.add_argument("--edge-prior", type=float, default=1.0, help="weight of the edge's log-probabilities added to the scores in the loss (0: train the reranker alone)")
     ap.add_argument("--zero-shot", action="store_true", help="no training: calibrate and report the untrained scorer")
     ap.add_argument("--save-fp16", action="store_true", help="store the weights in FP16 (half the size; for committing)")
@@ -300,6 +328,7 @@ def main():
     hf_logging.set_verbosity_error()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
     rng = random.Random(args.seed)
 
     start = args.init or args.base
@@ -328,6 +357,7 @@ def main():
     rng.shuffle(train)
 
     model, config = load_scorer(start)
+    model.to(device)
     # The vocabulary table is half the parameters; the pairs here are too few
     # to move it usefully, and freezing it keeps the encoder's token meaning.
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
@@ -346,7 +376,8 @@ def main():
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
     )
-    log(f"training {steps} steps of {args.batch} e-mails ({len(train)} e-mails, {args.epochs} epochs), {args.threads} threads")
+    where = f"{args.threads} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
+    log(f"training {steps} steps of {args.batch} e-mails ({len(train)} e-mails, {args.epochs} epochs) on {where}")
     model.train()
     t0, seen, running, queue = time.time(), 0, [], []
     for step in range(steps):
@@ -354,7 +385,8 @@ def main():
             queue = length_batches(train, args.batch, rng)
         batch = [train[j] for j in queue.pop()]
         pairs = [(text, lt) for text, lts, _, _ in batch for lt in lts]
-        logits = model(**tokenizer(pairs))
+        with autocast(device):
+            logits = model(**on_device(tokenizer(pairs), device)).float()
         loss, k = 0.0, 0
         for _, lts, gold, probs in batch:
             z = logits[k : k + len(lts)]
@@ -363,8 +395,8 @@ def main():
                 # taken on what the backend serves, scores fused with the
                 # edge's log-probabilities, so capacity goes where the edge
                 # is unsure or wrong.
-                z = z + args.edge_prior * torch.log(torch.tensor(probs).clamp(min=1e-9))
-            loss = loss + torch.nn.functional.cross_entropy(z.unsqueeze(0), torch.tensor([gold]))
+                z = z + args.edge_prior * torch.log(torch.tensor(probs, device=device).clamp(min=1e-9))
+            loss = loss + torch.nn.functional.cross_entropy(z.unsqueeze(0), torch.tensor([gold], device=device))
             k += len(lts)
         loss = loss / len(batch)
         loss.backward()
@@ -384,7 +416,7 @@ def main():
 
     log("scoring the dev split's forwarded e-mails…")
     scorable = [l for l in dev if l[2] >= 0]
-    scores = score_lists(model, tokenizer, scorable)
+    scores = score_lists(model, tokenizer, scorable, device)
     temperature, edge_weight = fit_calibration(scores, scorable) if scorable else (1.0, 1.0)
     acc = accuracies(scores, scorable, temperature, edge_weight)
     # Over all forwarded dev e-mails, counting those without the gold label as wrong.
@@ -419,6 +451,7 @@ def main():
         "edge_prior": args.edge_prior,
         "label_examples": args.label_examples,
         "train_seconds": round(train_s, 1),
+        "device": str(device),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "data": data,
@@ -469,7 +502,7 @@ with p ∝ exp(score / {m['temperature']:.3f} + {m['edge_weight']:.2f} · ln p_e
   ({prior}),
   {m['steps']} steps of {m['batch_emails']} e-mails, AdamW lr {m['lr']}, linear warm-up
   and decay, pairs cut at {m['max_tokens']} tokens, word embeddings frozen, seed {m['seed']},
-  {m['train_seconds'] / 60:.1f} min on the machine that trained it (torch {m['torch']},
+  {m['train_seconds'] / 60:.1f} min on the machine that trained it ({m.get('device', 'cpu')}, torch {m['torch']},
   transformers {m['transformers']}).
 - **Command**: `{m['command']}`
 - **Calibration** (dev splits {', '.join(m['dev_files'])}, forwarded e-mails only,
