@@ -11,7 +11,7 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p mailsort-gpu-backend -p mailsort-edge \
+RUN cargo build --release --locked -p mailsort-backend -p mailsort-cli \
  && cp target/release/mailsort-backend target/release/mailsort /usr/local/bin/
 
 FROM python:3.11-slim-bookworm AS runtime

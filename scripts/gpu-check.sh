@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The backend on CUDA: FP16 against FP32 (same scores? how much faster?) and
 # dynamic batching against one e-mail per model call, measured over real
-# HTTP with oha (scripts/bench-backend.sh with DEVICE=cuda).
+# HTTP with oha (scripts/bench/backend.sh with DEVICE=cuda).
 #
 # Run from the repo root on a machine with an NVIDIA GPU and driver, after
 # scripts/setup.sh and scripts/run.sh (or with the release binaries,
@@ -10,7 +10,7 @@
 # Results: out/bench/gpu/summary.md and out/bench/gpu/fp16-vs-fp32.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/env.sh
+source scripts/lib.sh
 
 GPU_VENV=${GPU_VENV:-.venv-gpu}
 if [[ ! -x "$GPU_VENV/bin/python" ]]; then
@@ -25,7 +25,6 @@ OUT=out/bench/gpu
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/card.txt"
 
-BACKEND="$CARGO_TARGET_DIR/release/mailsort-backend"
 REQUESTS=out/bench/backend/rerank-requests.jsonl
 if [[ ! -f "$REQUESTS" ]]; then
   mkdir -p out/bench/backend
@@ -37,19 +36,13 @@ fi
 # and how often the chosen label agrees.
 KEY=gpu-check-key-0123456789
 for p in fp16 fp32; do
-  MAILSORT_API_KEYS=$KEY "$BACKEND" --bundle out/support.msb --bind 127.0.0.1:18095 \
-    --device cuda --precision "$p" > "$OUT/server-$p.log" 2>&1 &
-  pid=$!
-  until curl -sf http://127.0.0.1:18095/ready > /dev/null; do
-    kill -0 $pid 2>/dev/null || { cat "$OUT/server-$p.log"; exit 1; }
-    sleep 0.5
-  done
+  start_backend 18095 "$KEY" "$OUT/server-$p.log" --bundle out/support.msb --device cuda --precision "$p"
   while read -r body; do
     curl -s -H "Authorization: Bearer $KEY" -H 'content-type: application/json' \
       -d "$body" http://127.0.0.1:18095/v1/rerank
     echo
   done < "$REQUESTS" > "$OUT/responses-$p.jsonl"
-  kill $pid; wait $pid || true
+  stop_backend "$BACKEND_PID"
 done
 "$MAILSORT_PYTHON" - "$OUT" <<'PY' | tee "$OUT/fp16-vs-fp32.txt"
 import json, sys
@@ -66,4 +59,4 @@ PY
 OUT=$OUT REQUESTS=$REQUESTS DEVICE=cuda AB_FLAGS="--precision fp16" RATE=${RATE:-40} DURATION=${DURATION:-30} SATURATE=${SATURATE:-20} \
   CONNECTIONS=${CONNECTIONS:-128} \
   SETTINGS="fp16-batching:--precision fp16|fp16-single:--precision fp16 --no-batching|fp32-batching:--precision fp32|fp32-single:--precision fp32 --no-batching" \
-  scripts/bench-backend.sh
+  scripts/bench/backend.sh

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-source scripts/env.sh
+source scripts/lib.sh
 mkdir -p out
 D="$MAILSORT_DATASETS/support-tickets"
 "$MAILSORT" build --train "$D/train.jsonl" --taxonomy examples/support-taxonomy.yaml --out out/support.msb >/dev/null

@@ -21,7 +21,7 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
 
 echo "building mailsort and mailsort-backend (release)…" >&2
-cargo build --release --locked -p mailsort-edge --bin mailsort -p mailsort-gpu-backend --bin mailsort-backend
+cargo build --release --locked -p mailsort-cli --bin mailsort -p mailsort-backend --bin mailsort-backend
 
 export MAILSORT_PYTHON="$PWD/.venv/bin/python"
 "$CARGO_TARGET_DIR/release/mailsort" models fetch

@@ -4,24 +4,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-source scripts/env.sh
+source scripts/lib.sh
 cargo fmt --all -- --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
-# The edge core and its JavaScript API must keep building for WebAssembly.
-cargo clippy --locked --target wasm32-unknown-unknown -p mailsort-edge --no-default-features --features wasm -- -D warnings
-cargo clippy --locked --target wasm32-unknown-unknown -p mailsort-edge-worker -- -D warnings
+# The edge core and its two WebAssembly faces (JavaScript API, Worker) must
+# keep building for wasm32.
+cargo clippy --locked --target wasm32-unknown-unknown -p mailsort-edge --no-default-features \
+  -p mailsort-wasm -p mailsort-worker -- -D warnings
 # No doc tests here (examples live in tests/), so --all-targets loses nothing.
 cargo test --release --locked --workspace --all-targets 2>&1 | tee "${TMPDIR:-/tmp}/mailsort-test.log"
 # One closing line that totals every test binary.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "${TMPDIR:-/tmp}/mailsort-test.log"
 # Reranker training, smoke only: candidates → training → ONNX → backend → eval.
-scripts/test-training.sh
+scripts/test/training.sh
 # The edge as WebAssembly, against the native CLI, in Node.js.
-scripts/test-wasm.sh
+scripts/test/wasm.sh
 # The browser extension in Debian's Chromium, with a real backend on loopback.
-scripts/test-browser.sh
+scripts/test/browser.sh
 # The edge Worker in local workerd (wrangler dev), with a real backend on loopback.
-scripts/test-worker.sh
+scripts/test/worker.sh
 # The backend's API, fuzzed from its OpenAPI document: no 5xx (bounded).
-MAX_TIME=${SCHEMATHESIS_MAX_TIME:-60} scripts/schemathesis.sh
+MAX_TIME=${SCHEMATHESIS_MAX_TIME:-60} scripts/test/schemathesis.sh

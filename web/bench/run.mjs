@@ -1,6 +1,6 @@
 // Runs bench.js in headless Chromium and prints the comparison.
 //   node web/bench/run.mjs OUT_DIR [--rounds N] [--threads N]
-// OUT_DIR (prepared by scripts/bench-browser.sh) holds emails.json and
+// OUT_DIR (prepared by scripts/bench/browser.sh) holds emails.json and
 // model/; the result goes to OUT_DIR/result.json.
 import { readFile, writeFile } from "node:fs/promises";
 import http from "node:http";

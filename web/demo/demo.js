@@ -1,11 +1,11 @@
-// Renders emails.json (written by scripts/make-demo-inbox.py) as a mail list.
+// Renders emails.json (written by scripts/build/demo-inbox.py) as a mail list.
 // `?from=N&to=M` shows a slice of it, so that tests can open fresh mail.
 
 const params = new URLSearchParams(location.search);
 const response = await fetch("emails.json");
 if (!response.ok) {
   document.querySelector("#about").textContent =
-    "emails.json is missing: run scripts/make-demo-inbox.py (scripts/test-browser.sh does).";
+    "emails.json is missing: run scripts/build/demo-inbox.py (scripts/test/browser.sh does).";
   throw new Error("emails.json missing");
 }
 const all = await response.json();

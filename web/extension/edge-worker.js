@@ -5,7 +5,7 @@ import init, { Edge } from "./pkg/mailsort_edge.js";
 
 async function bytes(path) {
   const response = await fetch(new URL(path, import.meta.url));
-  if (!response.ok) throw new Error(`${path} is missing from the extension (${response.status}); run scripts/build-extension.sh`);
+  if (!response.ok) throw new Error(`${path} is missing from the extension (${response.status}); run scripts/build/extension.sh`);
   return new Uint8Array(await response.arrayBuffer());
 }
 

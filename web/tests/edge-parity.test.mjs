@@ -1,6 +1,6 @@
-// The WebAssembly edge (web/pkg-node, built by scripts/build-wasm.sh) must
+// The WebAssembly edge (web/pkg-node, built by scripts/build/wasm.sh) must
 // decide like the native CLI on the same bundle, model and e-mails.
-// Inputs come from scripts/test-wasm.sh through environment variables:
+// Inputs come from scripts/test/wasm.sh through environment variables:
 //   MAILSORT_TEST_BUNDLE   bundle file
 //   MAILSORT_TEST_MODEL    model_int8.onnx
 //   MAILSORT_TEST_EMAILS   JSONL of {id, subject, body} or {id, raw}
@@ -15,7 +15,7 @@ const { Edge } = require("../pkg-node/mailsort_edge.js");
 
 const env = (name) => {
   const v = process.env[name];
-  assert.ok(v, `${name} is not set: run scripts/test-wasm.sh`);
+  assert.ok(v, `${name} is not set: run scripts/test/wasm.sh`);
   return v;
 };
 const jsonl = (path) =>

@@ -3,7 +3,7 @@
 // web/extension/, labels the demo mail page (web/demo/), sends ambiguous
 // e-mails to a real mailsort-backend on loopback, and keeps them queued
 // across a browser restart while the backend is down.
-// Inputs come from scripts/test-browser.sh through environment variables:
+// Inputs come from scripts/test/browser.sh through environment variables:
 //   MAILSORT_TEST_BUNDLE    the bundle packed into the extension
 //   MAILSORT_TEST_NATIVE    JSONL of the native CLI's decisions on the demo inbox
 //   MAILSORT_TEST_BACKEND   the mailsort-backend binary (with ORT_DYLIB_PATH,
@@ -28,7 +28,7 @@ const KEY = "browser-test-key-0123456789";
 
 const env = (name) => {
   const v = process.env[name];
-  assert.ok(v, `${name} is not set: run scripts/test-browser.sh`);
+  assert.ok(v, `${name} is not set: run scripts/test/browser.sh`);
   return v;
 };
 const jsonl = (file) =>

@@ -1,10 +1,14 @@
 //! Text to sentence embedding: the tokenizer, then the ONNX encoder on tract.
 //!
-//! The encoder graph (made by `scripts/prepare_model.py`) takes `input_ids`
+//! The encoder graph (made by `crates/offline/src/prepare_model.py`) takes `input_ids`
 //! and `attention_mask` of shape `[batch, sequence]` and returns unit-length
 //! `sentence_embedding` vectors `[batch, dim]`. Batches are padded to their
 //! longest member only; [`Embedder::embed_many`] also groups texts of similar
-//! length so that little compute is spent on padding.
+//! length so that little compute is spent on padding, and
+//! [`Embedder::embed_parallel`] spreads the batches over threads.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use thiserror::Error;
 use tokenizers::{Tokenizer, TruncationParams};
@@ -22,6 +26,32 @@ pub enum EmbedError {
 }
 
 type Plan = std::sync::Arc<TypedSimplePlan>;
+
+/// How many texts go through the encoder per call, and on how many threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Texts per encoder call.
+    pub batch: usize,
+    /// Threads embedding at once (1 in WebAssembly).
+    pub threads: usize,
+}
+
+impl Batching {
+    /// Batches of `batch` on the caller's thread.
+    pub fn one_thread(batch: usize) -> Self {
+        Self { batch, threads: 1 }
+    }
+
+    /// Batches of `batch` on `threads` threads, or on every core.
+    pub fn threads(batch: usize, threads: Option<usize>) -> Self {
+        let threads = threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        Self { batch, threads }
+    }
+}
 
 /// A loaded tokenizer and optimised encoder.
 pub struct Embedder {
@@ -108,17 +138,65 @@ impl Embedder {
         texts: &[&str],
         batch_size: usize,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed_parallel(texts, Batching::one_thread(batch_size), &|_| {})
+    }
+
+    /// Like [`embed_many`](Self::embed_many), spread over
+    /// `batching.threads` threads (more than one needs native threads), and
+    /// calling `progress` with the number of texts each finished batch held.
+    /// Batches are cut from the longest texts down, so the slowest start
+    /// first and the threads finish together.
+    pub fn embed_parallel(
+        &self,
+        texts: &[&str],
+        batching: Batching,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let ids = self.tokenize(texts)?;
         let mut order: Vec<usize> = (0..ids.len()).collect();
-        order.sort_by_key(|&i| ids[i].len());
-        let mut out = vec![Vec::new(); ids.len()];
-        for chunk in order.chunks(batch_size.max(1)) {
-            let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
-            for (&i, v) in chunk.iter().zip(self.embed_ids(&batch)?) {
-                out[i] = v;
+        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+        let batches: Vec<&[usize]> = order.chunks(batching.batch.max(1)).collect();
+        let next = AtomicUsize::new(0);
+        let out = Mutex::new(vec![Vec::new(); ids.len()]);
+        let first_error = Mutex::new(None);
+        let work = || {
+            loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                let Some(chunk) = batches.get(b) else { break };
+                let seqs: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
+                match self.embed_ids(&seqs) {
+                    Ok(vs) => {
+                        let mut out = out.lock().expect("no worker panics while holding the lock");
+                        for (&i, v) in chunk.iter().zip(vs) {
+                            out[i] = v;
+                        }
+                    }
+                    Err(e) => {
+                        first_error
+                            .lock()
+                            .expect("no worker panics while holding the lock")
+                            .get_or_insert(e);
+                        break;
+                    }
+                }
+                progress(chunk.len());
             }
+        };
+        let threads = batching.threads.clamp(1, batches.len().max(1));
+        if threads == 1 {
+            // No thread is spawned: WebAssembly has none.
+            work();
+        } else {
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(work);
+                }
+            });
         }
-        Ok(out)
+        if let Some(e) = first_error.into_inner().expect("workers have finished") {
+            return Err(e);
+        }
+        Ok(out.into_inner().expect("workers have finished"))
     }
 
     /// Runs the encoder on already tokenised sequences (one batch).

@@ -16,6 +16,50 @@ pub trait NeighbourIndex: Send + Sync {
 /// takes 7-13 s at every load (`mailsort bench-exemplars`).
 pub const HNSW_MIN_EXEMPLARS: usize = 50_000;
 
+/// How a bundle's exemplars are searched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IndexChoice {
+    /// The flat scan below [`HNSW_MIN_EXEMPLARS`], hnsw_rs from there on
+    /// (where hnsw_rs is built in; the flat scan elsewhere).
+    #[default]
+    Auto,
+    /// Always the exact flat scan.
+    Flat,
+    /// Always hnsw_rs (native builds only).
+    Hnsw,
+}
+
+impl std::str::FromStr for IndexChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "flat" => Ok(Self::Flat),
+            "hnsw" => Ok(Self::Hnsw),
+            _ => Err(format!("unknown exemplar index {s:?}: auto, flat or hnsw")),
+        }
+    }
+}
+
+/// The index that searches `ex` under `choice`.
+pub fn index_for(ex: &Exemplars, choice: IndexChoice) -> Box<dyn NeighbourIndex> {
+    #[cfg(feature = "hnsw")]
+    {
+        let hnsw = match choice {
+            IndexChoice::Auto => ex.len() >= HNSW_MIN_EXEMPLARS,
+            IndexChoice::Flat => false,
+            IndexChoice::Hnsw => true,
+        };
+        if hnsw {
+            return Box::new(HnswIndex::new(ex));
+        }
+    }
+    #[cfg(not(feature = "hnsw"))]
+    let _ = choice;
+    Box::new(FlatIndex::new(ex))
+}
+
 /// Exact search by scanning every vector.
 pub struct FlatIndex {
     dim: usize,
@@ -73,10 +117,10 @@ impl NeighbourIndex for FlatIndex {
     }
 }
 
-#[cfg(feature = "native")]
+#[cfg(feature = "hnsw")]
 pub use hnsw::HnswIndex;
 
-#[cfg(feature = "native")]
+#[cfg(feature = "hnsw")]
 mod hnsw {
     use hnsw_rs::prelude::{DistCosine, Hnsw};
     use mailsort_shared::bundle::Exemplars;
@@ -175,7 +219,7 @@ mod tests {
             (exact - a[0].1).abs() < 0.02,
             "int8 storage keeps similarities close"
         );
-        #[cfg(feature = "native")]
+        #[cfg(feature = "hnsw")]
         {
             let h = HnswIndex::new(&ex);
             let b = h.search(&q, 5);
@@ -188,7 +232,7 @@ mod tests {
         }
     }
 
-    #[cfg(feature = "native")]
+    #[cfg(feature = "hnsw")]
     #[test]
     fn hnsw_builds_the_same_graph_every_time() {
         let vectors = random_units(777, 3000);

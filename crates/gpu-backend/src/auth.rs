@@ -1,10 +1,10 @@
-//! API keys: read from a file and/or the environment, checked in constant time.
+//! API keys: read from a file and/or the environment; checked by the shared
+//! bearer check (`mailsort_shared::auth`), in constant time.
 
 use std::fs;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use mailsort_shared::auth::KeySet;
 use thiserror::Error;
 
 /// Why the key set could not be built.
@@ -20,21 +20,10 @@ pub enum AuthError {
     TooShort(String),
 }
 
-/// The accepted keys, kept as SHA-256 digests so that comparison time does
-/// not depend on key length or content.
-#[derive(Clone)]
+/// The accepted keys.
+#[derive(Clone, Debug)]
 pub struct ApiKeys {
-    digests: Vec<[u8; 32]>,
-}
-
-impl std::fmt::Debug for ApiKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ApiKeys({} keys)", self.digests.len())
-    }
-}
-
-fn digest(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
+    keys: KeySet,
 }
 
 impl ApiKeys {
@@ -64,24 +53,13 @@ impl ApiKeys {
             return Err(AuthError::TooShort(from.clone()));
         }
         Ok(Self {
-            digests: keys.iter().map(|(k, _)| digest(k)).collect(),
+            keys: KeySet::new(keys.iter().map(|(k, _)| k.as_str())),
         })
     }
 
     /// True when `authorization` is `Bearer <a known key>`.
     pub fn check(&self, authorization: Option<&str>) -> bool {
-        let Some(key) = authorization.and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        }) else {
-            return false;
-        };
-        let d = digest(key.trim());
-        // Compare against every key so timing does not reveal which matched.
-        self.digests
-            .iter()
-            .fold(subtle::Choice::from(0), |acc, k| acc | k.ct_eq(&d))
-            .into()
+        self.keys.check(authorization)
     }
 }
 

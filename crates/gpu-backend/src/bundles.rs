@@ -5,10 +5,9 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use mailsort_edge::EdgeClassifier;
-use mailsort_edge::model_store::ModelDir;
-use mailsort_edge::neighbours::{HNSW_MIN_EXEMPLARS, HnswIndex};
+use mailsort_edge::{EdgeClassifier, IndexChoice};
 use mailsort_shared::bundle::Bundle;
+use mailsort_shared::manifest::ModelDir;
 use thiserror::Error;
 
 /// Why a bundle could not be served.
@@ -87,12 +86,7 @@ impl Bundles {
             let id = bundle.id.clone();
             let mut classifier =
                 EdgeClassifier::new(bundle, &onnx).map_err(|e| invalid(e.to_string()))?;
-            if let Some(ex) = &classifier.bundle().exemplars
-                && ex.len() >= HNSW_MIN_EXEMPLARS
-            {
-                let index = HnswIndex::new(ex);
-                classifier.set_neighbour_index(Box::new(index));
-            }
+            classifier.use_exemplar_index(IndexChoice::Auto);
             bundles.push(LoadedBundle {
                 name,
                 id,

@@ -10,8 +10,8 @@ use std::fs;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use mailsort_edge::classify::sha256_hex;
-use mailsort_edge::model_store::{RerankerDir, RerankerManifest};
+use mailsort_shared::digest::sha256_hex;
+use mailsort_shared::manifest::{ManifestError, RerankerDir, RerankerManifest};
 use ndarray::Array2;
 use ort::environment::Environment;
 use ort::ep::{self, ExecutionProvider};
@@ -31,7 +31,7 @@ pub enum ModelError {
     )]
     Runtime { path: String, detail: String },
     #[error(transparent)]
-    Store(#[from] mailsort_edge::model_store::ModelError),
+    Manifest(#[from] ManifestError),
     #[error("cannot read {path}: {detail}")]
     Read { path: String, detail: String },
     #[error(

@@ -1,21 +1,16 @@
-//! Every error a client can see, and the one place that maps them to HTTP
-//! status codes and the JSON body `{error, code}`.
+//! Every error a client can see, and the one place that turns them into
+//! responses: each gets a code from the shared vocabulary
+//! (`mailsort_shared::api::ErrorCode`, which also fixes its HTTP status)
+//! and the JSON body `{error, code}`.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use mailsort_shared::api::{ErrorBody, ErrorCode};
 use thiserror::Error;
-use utoipa::ToSchema;
 
-/// The JSON body of every error response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong, for people.
-    pub error: String,
-    /// What went wrong, for programs (stable, snake_case).
-    pub code: &'static str,
-}
+use crate::pairs::PairError;
+use crate::queue::QueueError;
 
 /// Why a request failed.
 #[derive(Debug, Error)]
@@ -59,41 +54,68 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// Status code and machine-readable code.
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+    /// The machine-readable code (and through it, the status).
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Self::UnsupportedMediaType => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
-            Self::InvalidJson(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_json"),
-            Self::InvalidRequest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-            Self::UnknownBundle { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_bundle"),
-            Self::UnknownLabel { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_label"),
-            Self::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
-            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
-            Self::DeadlineExceeded { .. } => (StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded"),
-            Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
-            Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            Self::Model(_) => (StatusCode::INTERNAL_SERVER_ERROR, "model_error"),
+            Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            Self::InvalidJson(_) => ErrorCode::InvalidJson,
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::UnknownBundle { .. } => ErrorCode::UnknownBundle,
+            Self::UnknownLabel { .. } => ErrorCode::UnknownLabel,
+            Self::QueueFull { .. } => ErrorCode::QueueFull,
+            Self::TooManyRequests { .. } => ErrorCode::TooManyRequests,
+            Self::DeadlineExceeded { .. } => ErrorCode::DeadlineExceeded,
+            Self::NotReady(_) => ErrorCode::NotReady,
+            Self::ShuttingDown => ErrorCode::ShuttingDown,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::Model(_) => ErrorCode::ModelError,
         }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code().status())
+            .expect("ErrorCode::status returns only valid status codes")
     }
 
     /// The body as sent to the client.
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             error: self.to_string(),
-            code: self.status_and_code().1,
+            code: self.code(),
         }
+    }
+
+    /// A queue refusal or failure, for a request whose deadline was
+    /// `deadline_ms`.
+    pub fn from_queue(e: QueueError, deadline_ms: u64) -> Self {
+        match e {
+            QueueError::Full {
+                pending,
+                retry_after_s,
+            } => Self::QueueFull {
+                pending,
+                retry_after_s,
+            },
+            QueueError::Expired => Self::DeadlineExceeded { deadline_ms },
+            QueueError::Stopped => Self::ShuttingDown,
+            QueueError::Model(m) => Self::Model(m),
+        }
+    }
+}
+
+impl From<PairError> for ApiError {
+    fn from(e: PairError) -> Self {
+        Self::Model(e.to_string())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, _) = self.status_and_code();
+        let status = self.status();
         let retry_after = match &self {
             Self::QueueFull { retry_after_s, .. } => Some(*retry_after_s),
             Self::TooManyRequests { .. } | Self::NotReady(_) => Some(1),
@@ -112,16 +134,10 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         // The handler's metrics middleware reads the code from here.
-        response
-            .extensions_mut()
-            .insert(ErrorCode(self.status_and_code().1));
+        response.extensions_mut().insert(self.code());
         response
     }
 }
-
-/// The error code of a failed response, for the metrics middleware.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub &'static str);
 
 #[cfg(test)]
 mod tests {
@@ -151,13 +167,8 @@ mod tests {
             ApiError::PayloadTooLarge { limit: 1 },
         ];
         for e in client {
-            assert!(e.status_and_code().0.is_client_error(), "{e}");
+            assert!(e.status().is_client_error(), "{e}");
         }
-        assert!(
-            ApiError::Model("x".into())
-                .status_and_code()
-                .0
-                .is_server_error()
-        );
+        assert!(ApiError::Model("x".into()).status().is_server_error());
     }
 }

@@ -8,16 +8,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mailsort_shared::api::{
-    ClassifyEmail, ClassifyResult, ItemError, RerankEmail, RerankResult, RerankerInfo,
+    ClassifyEmail, ClassifyResult, ErrorBody, ErrorCode, RerankEmail, RerankResult, RerankerInfo,
     ScoredCandidate,
 };
-use mailsort_shared::types::{DecidedBy, EmailInput, ForwardReason};
+use mailsort_shared::types::EmailInput;
 
 use crate::bundles::{Bundles, LoadedBundle};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::pairs::PairEncoder;
-use crate::queue::{Queue, QueueError};
+use crate::queue::Queue;
 
 /// Shortest deadline a request may ask for: below it no reranking can finish.
 pub const MIN_DEADLINE_MS: u64 = 100;
@@ -233,20 +233,17 @@ impl Engine {
                 Err(e) => results.push(ClassifyResult {
                     id,
                     decision: None,
-                    error: Some(ItemError {
+                    error: Some(ErrorBody {
                         error: e.to_string(),
-                        code: "invalid_email".into(),
+                        code: ErrorCode::UnreadableEmail,
                     }),
                 }),
                 Ok((mut decision, text)) => {
-                    let rerank = decision.decided_by == DecidedBy::Backend
-                        && !matches!(decision.forward_reason, Some(ForwardReason::EmptyText));
-                    if decision.decided_by == DecidedBy::Backend && !rerank {
-                        // No text to rerank: the edge's guess is all there is.
-                        decision.provisional = true;
-                    }
-                    if rerank {
+                    if decision.needs_rerank() {
                         forwarded.push((results.len(), text));
+                    } else {
+                        // No text to rerank: the edge's guess is all there is.
+                        decision.mark_provisional();
                     }
                     results.push(ClassifyResult {
                         id,
@@ -320,8 +317,7 @@ impl Engine {
                 .collect::<Result<Vec<_>, _>>()
         })
         .await
-        .map_err(|e| ApiError::Model(format!("tokenizer task: {e}")))?
-        .map_err(|e| ApiError::Model(e.to_string()))?;
+        .map_err(|e| ApiError::Model(format!("tokenizer task: {e}")))??;
         self.metrics
             .stage_seconds
             .with_label_values(&["tokenize"])
@@ -332,17 +328,10 @@ impl Engine {
         // dropped and the batcher skips their jobs.
         let mut receivers = Vec::with_capacity(encoded.len());
         for pairs in encoded {
-            let rx = self.queue.submit(pairs, deadline).map_err(|e| match e {
-                QueueError::Full {
-                    pending,
-                    retry_after_s,
-                } => ApiError::QueueFull {
-                    pending,
-                    retry_after_s,
-                },
-                QueueError::Stopped => ApiError::ShuttingDown,
-                other => ApiError::Model(other.to_string()),
-            })?;
+            let rx = self
+                .queue
+                .submit(pairs, deadline)
+                .map_err(|e| ApiError::from_queue(e, deadline_ms))?;
             receivers.push(rx);
         }
         let expired = || ApiError::DeadlineExceeded { deadline_ms };
@@ -352,18 +341,7 @@ impl Engine {
                 .await
                 .map_err(|_| expired())?
                 .map_err(|_| ApiError::ShuttingDown)?;
-            out.push(reply.map_err(|e| match e {
-                QueueError::Expired => expired(),
-                QueueError::Stopped => ApiError::ShuttingDown,
-                QueueError::Full {
-                    pending,
-                    retry_after_s,
-                } => ApiError::QueueFull {
-                    pending,
-                    retry_after_s,
-                },
-                QueueError::Model(m) => ApiError::Model(m),
-            })?);
+            out.push(reply.map_err(|e| ApiError::from_queue(e, deadline_ms))?);
         }
         Ok(out)
     }

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use mailsort_backend::auth::ApiKeys;
 use mailsort_backend::config::ServeConfig;
+use mailsort_backend::http::openapi;
 use mailsort_backend::http::server::{AppState, router};
 use mailsort_backend::metrics::Metrics;
 use mailsort_backend::startup;
@@ -54,6 +55,7 @@ async fn run(config: ServeConfig) -> Result<()> {
         metrics.clone(),
         config.max_concurrent,
         config.max_body_bytes,
+        openapi::document(),
     );
     let listener = TcpListener::bind(config.bind)
         .await

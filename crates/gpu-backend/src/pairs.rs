@@ -2,9 +2,17 @@
 //! `[CLS] e-mail [SEP] label [SEP]`, truncated to the token cap by cutting
 //! the longer side first (in practice the e-mail; label texts are short).
 
+use thiserror::Error;
 use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
 
-use crate::cross_encoder::ModelError;
+/// Why pairs could not be tokenized.
+#[derive(Debug, Error)]
+pub enum PairError {
+    #[error("the reranker's tokenizer.json cannot be used: {0}")]
+    Tokenizer(String),
+    #[error("tokenizing pairs failed: {0}")]
+    Encode(String),
+}
 
 /// One tokenized pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +45,8 @@ pub struct PairEncoder {
 
 impl PairEncoder {
     /// Reads `tokenizer.json` text and sets truncation at `token_cap`.
-    pub fn new(tokenizer_json: &str, token_cap: usize) -> Result<Self, ModelError> {
-        let bad = |e: tokenizers::Error| ModelError::Session(format!("tokenizer.json: {e}"));
+    pub fn new(tokenizer_json: &str, token_cap: usize) -> Result<Self, PairError> {
+        let bad = |e: tokenizers::Error| PairError::Tokenizer(e.to_string());
         let mut tokenizer: Tokenizer = tokenizer_json.parse().map_err(bad)?;
         tokenizer
             .with_truncation(Some(TruncationParams {
@@ -60,7 +68,7 @@ impl PairEncoder {
     }
 
     /// Tokenizes `text` against each label text.
-    pub fn encode(&self, text: &str, labels: &[&str]) -> Result<Vec<EncodedPair>, ModelError> {
+    pub fn encode(&self, text: &str, labels: &[&str]) -> Result<Vec<EncodedPair>, PairError> {
         let inputs: Vec<(String, String)> = labels
             .iter()
             .map(|l| (text.to_string(), l.to_string()))
@@ -68,7 +76,7 @@ impl PairEncoder {
         let encodings = self
             .tokenizer
             .encode_batch(inputs, true)
-            .map_err(|e| ModelError::Run(format!("tokenizing: {e}")))?;
+            .map_err(|e| PairError::Encode(e.to_string()))?;
         Ok(encodings
             .into_iter()
             .map(|e| EncodedPair {

@@ -5,9 +5,9 @@ use std::fs;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailsort_edge::classify::sha256_hex;
-use mailsort_edge::model_store::RerankerDir;
 use mailsort_shared::api::RerankerInfo;
+use mailsort_shared::digest::sha256_hex;
+use mailsort_shared::manifest::RerankerDir;
 use thiserror::Error;
 
 use crate::bundles::{BundleLoadError, Bundles};
@@ -15,7 +15,7 @@ use crate::config::ServeConfig;
 use crate::cross_encoder::{CrossEncoder, Device, ModelError, RuntimeOptions};
 use crate::infer::{Calibration, Engine, Limits};
 use crate::metrics::Metrics;
-use crate::pairs::PairEncoder;
+use crate::pairs::{PairEncoder, PairError};
 use crate::queue::{self, BatchConfig, Batcher};
 
 /// Default token budget per model call on CPU: larger calls ran slower per
@@ -41,6 +41,8 @@ pub enum StartupError {
     Bundle(#[from] BundleLoadError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Pairs(#[from] PairError),
     #[error("{0}")]
     Config(String),
 }

@@ -366,7 +366,7 @@ async fn classify_runs_the_edge_and_reranks_what_it_forwards() {
     assert_eq!(s, 200, "{out}");
     let results = out["results"].as_array().unwrap();
     assert_eq!(results.len(), 61);
-    assert_eq!(results[60]["error"]["code"], "invalid_email");
+    assert_eq!(results[60]["error"]["code"], "unreadable_email");
 
     // The same bundle natively: kept e-mails get the same decision; the
     // forwarded ones come back decided by the backend among the same

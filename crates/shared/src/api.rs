@@ -1,9 +1,131 @@
-//! The backend's wire format: bodies of `/v1/rerank` and `/v1/classify`,
-//! shared by the backend, the CLI and the edges that call it.
+//! The wire format of every mailsort server: the bodies of the backend's
+//! `/v1/rerank` and `/v1/classify`, the one error vocabulary ([`ErrorCode`],
+//! [`ErrorBody`]) that the backend and the Worker answer with, and the
+//! client side of `/v1/rerank` that every edge (CLI, Worker) calls it with.
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 use crate::types::{Candidate, DecidedBy, Decision, EmailInput};
+
+/// The path of the reranking endpoint.
+pub const RERANK_PATH: &str = "/v1/rerank";
+
+/// What went wrong, for programs: the `code` of every error body, and the
+/// one place where a failure kind gets its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidJson,
+    InvalidRequest,
+    UnknownBundle,
+    UnknownLabel,
+    /// The e-mail cannot be parsed or cleaned (in a batch: that e-mail alone).
+    UnreadableEmail,
+    QueueFull,
+    TooManyRequests,
+    NotReady,
+    ShuttingDown,
+    DeadlineExceeded,
+    ModelError,
+    /// The server's own configuration or start-up failed.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status that answers this kind of failure.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::Unauthorized => 401,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::InvalidJson
+            | Self::InvalidRequest
+            | Self::UnknownBundle
+            | Self::UnknownLabel
+            | Self::UnreadableEmail => 422,
+            Self::QueueFull | Self::TooManyRequests => 429,
+            Self::ModelError | Self::Internal => 500,
+            Self::NotReady | Self::ShuttingDown => 503,
+            Self::DeadlineExceeded => 504,
+        }
+    }
+
+    /// The snake_case name sent as `code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidRequest => "invalid_request",
+            Self::UnknownBundle => "unknown_bundle",
+            Self::UnknownLabel => "unknown_label",
+            Self::UnreadableEmail => "unreadable_email",
+            Self::QueueFull => "queue_full",
+            Self::TooManyRequests => "too_many_requests",
+            Self::NotReady => "not_ready",
+            Self::ShuttingDown => "shutting_down",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::ModelError => "model_error",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The JSON body of every error response, and of a per-e-mail error inside
+/// a successful one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+    /// What went wrong, for programs (stable, snake_case).
+    pub code: ErrorCode,
+}
+
+/// Why a call to `/v1/rerank` gave no usable answer.
+#[derive(Debug, Error)]
+pub enum RerankCallError {
+    #[error("the backend answered {status} {code}: {message}")]
+    Refused {
+        status: u16,
+        code: ErrorCode,
+        message: String,
+    },
+    #[error("the backend answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("the backend's answer is unreadable: {0}")]
+    Unreadable(String),
+    #[error("the backend answered {got} results for {sent} e-mails")]
+    Count { got: usize, sent: usize },
+}
+
+/// The URL of `/v1/rerank` under a backend's base URL.
+pub fn rerank_url(base: &str) -> String {
+    format!("{}{RERANK_PATH}", base.trim_end_matches('/'))
+}
+
+/// The `Authorization` header value for a backend key.
+pub fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
+}
 
 /// `POST /v1/rerank`: what an edge sends for its ambiguous e-mails.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -51,6 +173,55 @@ impl RerankEmail {
                 })
                 .collect(),
         }
+    }
+}
+
+impl RerankRequest {
+    /// The request an edge sends for its forwarded decisions, each with the
+    /// cleaned text it embedded.
+    pub fn for_decisions<'a>(
+        bundle: &str,
+        forwarded: impl IntoIterator<Item = (&'a Decision, &'a str)>,
+        deadline_ms: Option<u64>,
+    ) -> Self {
+        Self {
+            bundle: bundle.to_string(),
+            emails: forwarded
+                .into_iter()
+                .map(|(d, text)| RerankEmail::from_decision(d, text))
+                .collect(),
+            deadline_ms,
+        }
+    }
+}
+
+impl RerankResponse {
+    /// Reads a backend's answer to a request of `sent` e-mails: the
+    /// response on 200 with one result per e-mail, else why not (the
+    /// backend's own error code when it sent one).
+    pub fn read(status: u16, body: &[u8], sent: usize) -> Result<Self, RerankCallError> {
+        if status != 200 {
+            return Err(match serde_json::from_slice::<ErrorBody>(body) {
+                Ok(e) => RerankCallError::Refused {
+                    status,
+                    code: e.code,
+                    message: e.error,
+                },
+                Err(_) => RerankCallError::Status {
+                    status,
+                    body: String::from_utf8_lossy(body).trim().to_string(),
+                },
+            });
+        }
+        let answer: Self =
+            serde_json::from_slice(body).map_err(|e| RerankCallError::Unreadable(e.to_string()))?;
+        if answer.results.len() != sent {
+            return Err(RerankCallError::Count {
+                got: answer.results.len(),
+                sent,
+            });
+        }
+        Ok(answer)
     }
 }
 
@@ -175,13 +346,55 @@ pub struct ClassifyResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ItemError>,
+    pub error: Option<ErrorBody>,
 }
 
-/// A per-e-mail error inside a successful response.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ItemError {
-    pub error: String,
-    pub code: String,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialise_as_their_names_and_map_to_statuses() {
+        for code in [
+            ErrorCode::Unauthorized,
+            ErrorCode::UnreadableEmail,
+            ErrorCode::QueueFull,
+            ErrorCode::DeadlineExceeded,
+            ErrorCode::Internal,
+        ] {
+            let json = serde_json::to_string(&code).expect("serialises");
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+        assert_eq!(ErrorCode::Unauthorized.status(), 401);
+        assert_eq!(ErrorCode::UnreadableEmail.status(), 422);
+        assert_eq!(ErrorCode::QueueFull.status(), 429);
+        assert_eq!(ErrorCode::ModelError.status(), 500);
+        assert_eq!(ErrorCode::DeadlineExceeded.status(), 504);
+    }
+
+    #[test]
+    fn reading_an_answer_keeps_the_backends_error_code() {
+        let body = br#"{"error":"the queue is full","code":"queue_full"}"#;
+        match RerankResponse::read(429, body, 1) {
+            Err(RerankCallError::Refused { status, code, .. }) => {
+                assert_eq!((status, code), (429, ErrorCode::QueueFull));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert!(matches!(
+            RerankResponse::read(502, b"bad gateway", 1),
+            Err(RerankCallError::Status { status: 502, .. })
+        ));
+        let empty = br#"{"bundle":"b","reranker":{"name":"r","trained":true,"device":"cpu","precision":"fp32"},"results":[]}"#;
+        assert!(matches!(
+            RerankResponse::read(200, empty, 2),
+            Err(RerankCallError::Count { got: 0, sent: 2 })
+        ));
+    }
+
+    #[test]
+    fn rerank_url_joins_without_double_slashes() {
+        assert_eq!(rerank_url("http://h:1/"), "http://h:1/v1/rerank");
+        assert_eq!(rerank_url("http://h:1"), "http://h:1/v1/rerank");
+    }
 }

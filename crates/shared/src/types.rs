@@ -71,3 +71,69 @@ pub struct Decision {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub provisional: bool,
 }
+
+impl Decision {
+    /// Whether the backend should rerank this decision: the gate forwarded
+    /// it and cleaning left text to read. Every face (CLI, browser, Worker,
+    /// backend) asks this one question before calling the reranker.
+    pub fn needs_rerank(&self) -> bool {
+        self.decided_by == DecidedBy::Backend
+            && !matches!(self.forward_reason, Some(ForwardReason::EmptyText))
+            && !self.candidates.is_empty()
+    }
+
+    /// A forwarded decision the backend did not settle (not needed, not
+    /// reachable, or it failed): the edge's label stands, marked as only
+    /// a guess.
+    pub fn mark_provisional(&mut self) {
+        if self.decided_by == DecidedBy::Backend {
+            self.provisional = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(reason: ForwardReason) -> Decision {
+        Decision {
+            id: "m".into(),
+            label: "a".into(),
+            confidence: 0.5,
+            decided_by: DecidedBy::Backend,
+            candidates: vec![Candidate {
+                label: "a".into(),
+                probability: 0.5,
+            }],
+            forward_reason: Some(reason),
+            provisional: false,
+        }
+    }
+
+    #[test]
+    fn only_forwarded_decisions_with_text_are_reranked() {
+        let low = forwarded(ForwardReason::LowMargin {
+            margin: 0.1,
+            threshold: 0.2,
+        });
+        assert!(low.needs_rerank());
+        assert!(!forwarded(ForwardReason::EmptyText).needs_rerank());
+        let mut kept = low.clone();
+        kept.decided_by = DecidedBy::Edge;
+        kept.forward_reason = None;
+        assert!(!kept.needs_rerank());
+    }
+
+    #[test]
+    fn only_forwarded_decisions_become_provisional() {
+        let mut d = forwarded(ForwardReason::EmptyText);
+        d.mark_provisional();
+        assert!(d.provisional);
+        let mut kept = d.clone();
+        kept.decided_by = DecidedBy::Edge;
+        kept.provisional = false;
+        kept.mark_provisional();
+        assert!(!kept.provisional);
+    }
+}

@@ -19,10 +19,15 @@ use crate::http::server;
         server::metrics,
         server::openapi
     ),
-    components(schemas(crate::error::ErrorBody)),
+    components(schemas(mailsort_shared::api::ErrorBody)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
+
+/// The document as JSON, for `AppState`.
+pub fn document() -> serde_json::Value {
+    serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises")
+}
 
 struct BearerAuth;
 

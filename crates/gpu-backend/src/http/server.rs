@@ -13,15 +13,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use mailsort_shared::api::{ClassifyRequest, ClassifyResponse, RerankRequest, RerankResponse};
+use mailsort_shared::api::{
+    ClassifyRequest, ClassifyResponse, ErrorCode, RerankRequest, RerankResponse,
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
-use utoipa::OpenApi;
 
 use crate::auth::ApiKeys;
-use crate::error::{ApiError, ErrorCode};
-use crate::http::openapi::ApiDoc;
+use crate::error::ApiError;
 use crate::http::types::{BundleInfo, HealthResponse};
 use crate::infer::Engine;
 use crate::metrics::Metrics;
@@ -41,6 +41,9 @@ struct Shared {
     concurrency: Arc<Semaphore>,
     max_concurrent: usize,
     max_body_bytes: usize,
+    /// The OpenAPI document as built at start (`http/openapi.rs`);
+    /// `/openapi.json` adds what the loaded bundles serve.
+    openapi: Value,
 }
 
 impl AppState {
@@ -49,6 +52,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         max_concurrent: usize,
         max_body_bytes: usize,
+        openapi: Value,
     ) -> Self {
         Self {
             inner: Arc::new(Shared {
@@ -58,6 +62,7 @@ impl AppState {
                 concurrency: Arc::new(Semaphore::new(max_concurrent)),
                 max_concurrent,
                 max_body_bytes,
+                openapi,
             }),
         }
     }
@@ -111,8 +116,8 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     m.request_seconds
         .with_label_values(&[endpoint.as_str()])
         .observe(started.elapsed().as_secs_f64());
-    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
-        m.errors.with_label_values(&[code]).inc();
+    if let Some(code) = response.extensions().get::<ErrorCode>() {
+        m.errors.with_label_values(&[code.as_str()]).inc();
     }
     response
 }
@@ -169,13 +174,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Scores, chosen label and probabilities per e-mail", body = RerankResponse),
-        (status = 401, description = "Missing or wrong API key", body = crate::error::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::error::ErrorBody),
-        (status = 415, description = "Not JSON", body = crate::error::ErrorBody),
-        (status = 422, description = "Malformed JSON, unknown bundle or label, limits", body = crate::error::ErrorBody),
-        (status = 429, description = "Queue full or too many requests; see Retry-After", body = crate::error::ErrorBody),
-        (status = 503, description = "Not ready yet, or shutting down", body = crate::error::ErrorBody),
-        (status = 504, description = "Deadline passed", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = mailsort_shared::api::ErrorBody),
+        (status = 413, description = "Body too large", body = mailsort_shared::api::ErrorBody),
+        (status = 415, description = "Not JSON", body = mailsort_shared::api::ErrorBody),
+        (status = 422, description = "Malformed JSON, unknown bundle or label, limits", body = mailsort_shared::api::ErrorBody),
+        (status = 429, description = "Queue full or too many requests; see Retry-After", body = mailsort_shared::api::ErrorBody),
+        (status = 503, description = "Not ready yet, or shutting down", body = mailsort_shared::api::ErrorBody),
+        (status = 504, description = "Deadline passed", body = mailsort_shared::api::ErrorBody),
     )
 )]
 pub async fn rerank(
@@ -200,13 +205,13 @@ pub async fn rerank(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A decision (or a per-e-mail error) per e-mail", body = ClassifyResponse),
-        (status = 401, description = "Missing or wrong API key", body = crate::error::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::error::ErrorBody),
-        (status = 415, description = "Not JSON", body = crate::error::ErrorBody),
-        (status = 422, description = "Malformed JSON, unknown bundle, limits", body = crate::error::ErrorBody),
-        (status = 429, description = "Queue full or too many requests; see Retry-After", body = crate::error::ErrorBody),
-        (status = 503, description = "Not ready yet, or shutting down", body = crate::error::ErrorBody),
-        (status = 504, description = "Deadline passed", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = mailsort_shared::api::ErrorBody),
+        (status = 413, description = "Body too large", body = mailsort_shared::api::ErrorBody),
+        (status = 415, description = "Not JSON", body = mailsort_shared::api::ErrorBody),
+        (status = 422, description = "Malformed JSON, unknown bundle, limits", body = mailsort_shared::api::ErrorBody),
+        (status = 429, description = "Queue full or too many requests; see Retry-After", body = mailsort_shared::api::ErrorBody),
+        (status = 503, description = "Not ready yet, or shutting down", body = mailsort_shared::api::ErrorBody),
+        (status = 504, description = "Deadline passed", body = mailsort_shared::api::ErrorBody),
     )
 )]
 pub async fn classify(
@@ -285,7 +290,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// list what this server serves, and list lengths carry its limits.
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, content_type = "application/json", body = Object)))]
 pub async fn openapi(State(state): State<AppState>) -> Json<Value> {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    let mut doc = state.inner.openapi.clone();
     if let Some(engine) = state.inner.engine.get() {
         let bundles: Vec<&str> = engine
             .bundles

@@ -52,7 +52,7 @@ pub fn datasets() -> PathBuf {
 pub fn ort_lib() -> PathBuf {
     let lib = std::env::var_os("ORT_DYLIB_PATH")
         .map(PathBuf::from)
-        .expect("ORT_DYLIB_PATH must name libonnxruntime.so (source scripts/env.sh)");
+        .expect("ORT_DYLIB_PATH must name libonnxruntime.so (source scripts/lib.sh)");
     assert!(
         lib.exists(),
         "ORT_DYLIB_PATH {} does not exist",

@@ -1,0 +1,70 @@
+//! `mailsort calibrate`: set the gate's thresholds on a dev split the
+//! bundle was not trained on.
+
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use mailsort_offline::calibrate::{self, Target};
+use mailsort_offline::inputs;
+
+use super::{ModelArgs, RunArgs, load_classifier};
+use crate::progress::Bars;
+
+#[derive(Args)]
+pub struct CalibrateArgs {
+    #[arg(long)]
+    bundle: PathBuf,
+    #[arg(long)]
+    dev: PathBuf,
+    /// Target forwarded share.
+    #[arg(long, conflicts_with = "edge_accuracy")]
+    forward_rate: Option<f32>,
+    /// Target accuracy on kept e-mails.
+    #[arg(long)]
+    edge_accuracy: Option<f32>,
+    /// Also refit the head's temperature on the dev split.
+    #[arg(long)]
+    refit_temperature: bool,
+    /// Write here instead of overwriting the bundle.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+pub fn run(args: CalibrateArgs) -> Result<()> {
+    let target = match (args.forward_rate, args.edge_accuracy) {
+        (_, Some(a)) => Target::EdgeAccuracy(a),
+        (Some(r), None) => Target::ForwardRate(r),
+        (None, None) => Target::ForwardRate(0.15),
+    };
+    let mut classifier = load_classifier(&args.bundle, &args.model)?;
+    let rows = inputs::read_labelled(&args.dev, true)?;
+    let mut done = calibrate::calibrate_on_dev(
+        &mut classifier,
+        &rows,
+        target,
+        args.refit_temperature,
+        args.run.batching(),
+        &Bars::default(),
+    )?;
+    if let Some((before, after)) = done.temperature {
+        eprintln!("temperature {before:.3} -> {after:.3}");
+    }
+    let dest = args.out.as_ref().unwrap_or(&args.bundle);
+    fs::write(dest, done.bundle.encode()?)
+        .with_context(|| format!("cannot write {}", dest.display()))?;
+    eprintln!(
+        "wrote {}: on {} dev e-mails the gate forwards {:.1}% and the edge keeps {:.2}% accurate",
+        dest.display(),
+        rows.len(),
+        100.0 * done.fit.forward_rate,
+        100.0 * done.fit.edge_accuracy
+    );
+    println!("{}", serde_json::to_string(&done.fit)?);
+    Ok(())
+}

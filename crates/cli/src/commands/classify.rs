@@ -1,0 +1,102 @@
+//! `mailsort classify`: one JSON decision per line for e-mail files.
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use mailsort_edge::{EdgeClassifier, EdgeError};
+use mailsort_offline::inputs::{self, InputEmail};
+use mailsort_shared::api::RerankRequest;
+use mailsort_shared::types::{Decision, EmailInput};
+
+use super::{ModelArgs, RunArgs, load_classifier};
+use crate::progress;
+
+#[derive(Args)]
+pub struct ClassifyArgs {
+    #[arg(long)]
+    bundle: PathBuf,
+    /// .eml files, mbox files, JSONL files, or `-` for standard input.
+    #[arg(default_value = "-")]
+    files: Vec<PathBuf>,
+    /// Also write, for each e-mail the gate forwards, the backend's
+    /// `/v1/rerank` request body (one JSON line each).
+    #[arg(long)]
+    forwarded_out: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Each e-mail's decision and cleaned text, or why it alone failed.
+pub type Outcome = std::result::Result<(Decision, String), String>;
+
+/// Classifies `emails` on all cores with a progress bar. A failure of the
+/// encoder itself stops the run; an unreadable e-mail fails alone.
+pub fn decide_all(
+    classifier: &EdgeClassifier,
+    emails: Vec<InputEmail>,
+    run: &RunArgs,
+) -> Result<Vec<(String, Outcome)>> {
+    let inputs: Vec<(String, EmailInput)> = emails.into_iter().map(|e| (e.id, e.input)).collect();
+    let bar = progress::bar(inputs.len(), "classify");
+    let outcomes = classifier.classify_parallel(&inputs, run.batching(), &|n| bar.inc(n as u64));
+    bar.finish_and_clear();
+    inputs
+        .into_iter()
+        .zip(outcomes)
+        .map(|((id, _), outcome)| match outcome {
+            Ok(decided) => Ok((id, Ok(decided))),
+            Err(e @ EdgeError::Embed(_)) => Err(e.into()),
+            Err(e) => Ok((id, Err(e.to_string()))),
+        })
+        .collect()
+}
+
+pub fn run(args: ClassifyArgs) -> Result<()> {
+    let classifier = load_classifier(&args.bundle, &args.model)?;
+    let mut emails = Vec::new();
+    for f in &args.files {
+        emails.extend(inputs::read_any(f)?);
+    }
+    let total = emails.len();
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut forwarded = args.forwarded_out.as_deref().map(create).transpose()?;
+    let mut failed = 0;
+    for (id, outcome) in decide_all(&classifier, emails, &args.run)? {
+        match outcome {
+            Ok((d, text)) => {
+                writeln!(out, "{}", serde_json::to_string(&d)?)?;
+                if let Some(w) = forwarded.as_mut()
+                    && d.needs_rerank()
+                {
+                    let request =
+                        RerankRequest::for_decisions(&classifier.bundle().id, [(&d, &*text)], None);
+                    writeln!(w, "{}", serde_json::to_string(&request)?)?;
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                writeln!(out, "{}", serde_json::json!({"id": id, "error": e}))?;
+            }
+        }
+    }
+    out.flush()?;
+    if let Some(mut w) = forwarded {
+        w.flush()?;
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {total} e-mails could not be classified (see their `error`)");
+    }
+    Ok(())
+}
+
+fn create(path: &Path) -> Result<BufWriter<fs::File>> {
+    let file =
+        fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(BufWriter::new(file))
+}

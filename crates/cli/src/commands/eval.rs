@@ -1,0 +1,152 @@
+//! `mailsort eval`: accuracy of a bundle on a labelled test set, edge only
+//! and, with `--backend`, end to end.
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use mailsort_offline::candidates::{self, CandidateRow};
+use mailsort_offline::inputs::{self, InputEmail};
+use mailsort_offline::metrics::{self, EvalReport};
+use mailsort_shared::types::{DecidedBy, Decision};
+
+use super::classify::decide_all;
+use super::{ModelArgs, RunArgs, limit_rows, load_classifier};
+use crate::backend_client::BackendClient;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[arg(long)]
+    bundle: PathBuf,
+    #[arg(long)]
+    test: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Use only the first N test rows.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Also write every decision as JSONL here.
+    #[arg(long)]
+    decisions_out: Option<PathBuf>,
+    /// Also write each e-mail's text, gold label and candidates (JSONL),
+    /// for calibrating a reranker on a dev split.
+    #[arg(long)]
+    candidates_out: Option<PathBuf>,
+    /// A running `mailsort-backend` (http://host:port): forwarded e-mails
+    /// are reranked there and end-to-end accuracy is reported.
+    #[arg(long)]
+    backend: Option<String>,
+    /// Bearer key for --backend.
+    #[arg(long, env = "MAILSORT_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let backend = args
+        .backend
+        .as_deref()
+        .map(|url| BackendClient::new(url, args.api_key.as_deref()))
+        .transpose()?;
+    let classifier = load_classifier(&args.bundle, &args.model)?;
+    let rows = limit_rows(inputs::read_labelled(&args.test, true)?, args.limit);
+    let gold: Vec<String> = rows
+        .iter()
+        .map(|r| r.label.clone().unwrap_or_default())
+        .collect();
+    let emails: Vec<InputEmail> = rows
+        .iter()
+        .map(|r| InputEmail {
+            id: r.id.clone(),
+            input: r.input(),
+            label: r.label.clone(),
+        })
+        .collect();
+    let mut decided: Vec<(Decision, String)> = Vec::with_capacity(emails.len());
+    for (id, outcome) in decide_all(&classifier, emails, &args.run)? {
+        match outcome {
+            Ok(d) => decided.push(d),
+            Err(err) => bail!("{id}: {err}"),
+        }
+    }
+    if let Some(path) = &args.candidates_out {
+        let taxonomy = &classifier.bundle().taxonomy;
+        let rows: Vec<CandidateRow> = decided
+            .iter()
+            .zip(&gold)
+            .map(|((d, text), g)| {
+                let forwarded = d.decided_by == DecidedBy::Backend;
+                CandidateRow::new(&d.id, text, g, forwarded, &d.candidates, taxonomy)
+            })
+            .collect();
+        candidates::write(path, &rows)?;
+        eprintln!("wrote {} candidate rows to {}", rows.len(), path.display());
+    }
+    let edge_pairs: Vec<(&Decision, &str)> = decided
+        .iter()
+        .map(|(d, _)| d)
+        .zip(gold.iter().map(String::as_str))
+        .collect();
+    let mut report = metrics::evaluate(&edge_pairs, &classifier.bundle().head.labels);
+    let mut finals: Vec<Decision> = decided.iter().map(|(d, _)| d.clone()).collect();
+    if let Some(client) = &backend {
+        let reranked = client.rerank_forwarded(&classifier.bundle().id, &decided)?;
+        for (i, result) in reranked.results {
+            result.apply_to(&mut finals[i]);
+        }
+        let pairs: Vec<(&Decision, &str)> =
+            finals.iter().zip(gold.iter().map(String::as_str)).collect();
+        report.end_to_end = Some(metrics::end_to_end(&pairs, &reranked.reranker));
+    }
+    if let Some(path) = &args.decisions_out {
+        let mut w = BufWriter::new(fs::File::create(path)?);
+        for d in &finals {
+            writeln!(w, "{}", serde_json::to_string(d)?)?;
+        }
+        w.flush()?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+fn print_report(r: &EvalReport) {
+    println!("e-mails               {}", r.n);
+    println!("accuracy (edge only)  {:.2}%", 100.0 * r.accuracy);
+    println!("macro F1              {:.2}%", 100.0 * r.macro_f1);
+    println!("top-5 recall          {:.2}%", 100.0 * r.top5_recall);
+    println!("forwarded             {:.2}%", 100.0 * r.forwarded_rate);
+    println!("accuracy kept at edge {:.2}%", 100.0 * r.edge_accuracy);
+    println!(
+        "forwarded top-k recall {:.2}%",
+        100.0 * r.forwarded_topk_recall
+    );
+    println!(
+        "oracle edge+backend   {:.2}%",
+        100.0 * r.oracle_end_to_end_accuracy
+    );
+    if let Some(e) = &r.end_to_end {
+        println!("reranker              {}", e.reranker);
+        println!(
+            "accuracy end-to-end   {:.2}% (backend right on {:.2}% of forwarded, edge {:.2}%)",
+            100.0 * e.accuracy,
+            100.0 * e.forwarded_accuracy,
+            100.0 * r.forwarded_accuracy
+        );
+    }
+    if r.unknown_gold_labels > 0 {
+        println!(
+            "gold labels unknown to the bundle: {}",
+            r.unknown_gold_labels
+        );
+    }
+}

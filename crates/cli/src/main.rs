@@ -1,0 +1,58 @@
+//! `mailsort`: prepare models, build, calibrate, run and evaluate the edge
+//! classifier. Each subcommand is one file in `commands/`, over the edge
+//! core (`mailsort-edge`) and the offline library (`mailsort-offline`).
+
+mod backend_client;
+mod commands;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::{bench, bench_exemplars, build, calibrate, classify, eval, models, split};
+
+/// Sorts e-mail into your labels, on your machine.
+#[derive(Parser)]
+#[command(name = "mailsort", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Get, prepare and verify the sentence encoder.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Learn a bundle from labelled e-mails.
+    Build(build::BuildArgs),
+    /// Classify e-mails and print one JSON decision per line.
+    Classify(classify::ClassifyArgs),
+    /// Measure a bundle on a labelled test set.
+    Eval(eval::EvalArgs),
+    /// Set the gate's thresholds on a dev split the bundle was not trained on.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Carve a stratified dev split out of a labelled file.
+    Split(split::SplitArgs),
+    /// E-mails per second of the INT8 encoder: tract against ONNX Runtime.
+    Bench(bench::BenchArgs),
+    /// Exemplar search of a bundle: the flat scan against hnsw_rs (build
+    /// time, time per search, same neighbours).
+    BenchExemplars(bench_exemplars::BenchExemplarsArgs),
+}
+
+fn main() {
+    let result = match Cli::parse().command {
+        Command::Models(c) => models::run(c),
+        Command::Build(a) => build::run(a),
+        Command::Classify(a) => classify::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Calibrate(a) => calibrate::run(a),
+        Command::Split(a) => split::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::BenchExemplars(a) => bench_exemplars::run(a),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,19 @@
+//! What mailsort does before it serves, natively: read labelled mail
+//! ([`inputs`]), build a bundle from it ([`build`]: the head in [`train`],
+//! the gate in [`calibrate`]), score a bundle ([`metrics`]), carve dev
+//! splits ([`split`]), write reranker-training candidates ([`candidates`]),
+//! get and prepare models ([`model_store`]) and benchmark the encoder on
+//! ONNX Runtime ([`ort_bench`]), reporting long steps through [`progress`].
+//! The CLI is a thin face over this crate and
+//! the edge core; the servers never depend on it.
+
+pub mod build;
+pub mod calibrate;
+pub mod candidates;
+pub mod inputs;
+pub mod metrics;
+pub mod model_store;
+pub mod ort_bench;
+pub mod progress;
+pub mod split;
+pub mod train;

