@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use mailsort_shared::api::{self, RerankRequest, RerankResponse, RerankResult};
+use mailsort_shared::api::{self, RerankRequest, RerankResponse, RerankResult, RerankerInfo};
 use mailsort_shared::types::Decision;
 
 /// E-mails per `/v1/rerank` request: the backend's default limit.
@@ -24,6 +24,8 @@ pub struct BackendClient {
 pub struct Reranked {
     /// The reranker that answered, as the backend describes it.
     pub reranker: String,
+    /// The same, as the backend reports it (`None` when nothing was sent).
+    pub info: Option<RerankerInfo>,
     /// (index into the decisions, result).
     pub results: Vec<(usize, RerankResult)>,
 }
@@ -59,6 +61,7 @@ impl BackendClient {
             .collect();
         let mut out = Vec::with_capacity(forwarded.len());
         let mut reranker = String::new();
+        let mut info = None;
         for (n, chunk) in forwarded.chunks(EMAILS_PER_REQUEST).enumerate() {
             let request = RerankRequest::for_decisions(
                 bundle_id,
@@ -75,6 +78,7 @@ impl BackendClient {
                 answer.reranker.device,
                 answer.reranker.precision
             );
+            info = Some(answer.reranker);
             out.extend(chunk.iter().copied().zip(answer.results));
             eprint!(
                 "\rreranked {}/{} forwarded e-mails",
@@ -87,6 +91,7 @@ impl BackendClient {
         }
         Ok(Reranked {
             reranker,
+            info,
             results: out,
         })
     }

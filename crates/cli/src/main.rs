@@ -8,7 +8,9 @@ mod progress;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{bench, bench_exemplars, build, calibrate, classify, eval, models, split};
+use crate::commands::{
+    bench, bench_exemplars, build, calibrate, calibrate_fusion, classify, eval, models, split,
+};
 
 /// Sorts e-mail into your labels, on your machine.
 #[derive(Parser)]
@@ -31,6 +33,9 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Set the gate's thresholds on a dev split the bundle was not trained on.
     Calibrate(calibrate::CalibrateArgs),
+    /// Fit how the backend fuses a bundle's forwarded e-mails, on a dev
+    /// split, with the reranker that serves it (writes NAME.fusion.json).
+    CalibrateFusion(calibrate_fusion::CalibrateFusionArgs),
     /// Carve a stratified dev split out of a labelled file.
     Split(split::SplitArgs),
     /// E-mails per second of the INT8 encoder: tract against ONNX Runtime.
@@ -47,6 +52,7 @@ fn main() {
         Command::Classify(a) => classify::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Calibrate(a) => calibrate::run(a),
+        Command::CalibrateFusion(a) => calibrate_fusion::run(a),
         Command::Split(a) => split::run(a),
         Command::Bench(a) => bench::run(a),
         Command::BenchExemplars(a) => bench_exemplars::run(a),

@@ -1,5 +1,7 @@
 //! The bundles (taxonomies) a server serves, each with its edge classifier
-//! for `/v1/classify` and its label texts for the reranker.
+//! for `/v1/classify`, its label texts for the reranker, and the fusion of
+//! scores it uses: its own `<bundle>.fusion.json` (fitted on its dev split
+//! by `mailsort calibrate-fusion`) where there is one, else the reranker's.
 
 use std::collections::HashMap;
 use std::fs;
@@ -7,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use mailsort_edge::{EdgeClassifier, IndexChoice};
 use mailsort_shared::bundle::Bundle;
-use mailsort_shared::manifest::ModelDir;
+use mailsort_shared::fusion::{FusionFile, FusionFit};
+use mailsort_shared::manifest::{ModelDir, RerankerManifest};
+use mailsort_shared::types::{Candidate, ForwardReason};
 use thiserror::Error;
 
 /// Why a bundle could not be served.
@@ -19,6 +23,46 @@ pub enum BundleLoadError {
     Invalid { path: PathBuf, detail: String },
     #[error("two bundles are named {0:?}; rename one file")]
     DuplicateName(String),
+    #[error("fusion file {path}: {detail}")]
+    Fusion { path: PathBuf, detail: String },
+}
+
+/// How a bundle turns reranker scores and edge probabilities into labels.
+#[derive(Debug, Clone)]
+pub enum Fusion {
+    /// Its own fusion file, fitted on its dev split with this reranker.
+    Dev(FusionFile),
+    /// The reranker's fusion, fitted on the reranker's training sets.
+    RerankerDefault(FusionFit),
+}
+
+impl Fusion {
+    /// The fit for an e-mail forwarded for `reason`.
+    pub fn fit_for(&self, reason: Option<&ForwardReason>) -> FusionFit {
+        match self {
+            Self::Dev(file) => file.fit_for(reason),
+            Self::RerankerDefault(fit) => *fit,
+        }
+    }
+
+    /// `dev` or `reranker_default`, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Dev(_) => "dev",
+            Self::RerankerDefault(_) => "reranker_default",
+        }
+    }
+
+    /// One line for `/health` and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Dev(file) => format!("dev: {}", file.describe()),
+            Self::RerankerDefault(fit) => format!(
+                "reranker default ({}): no dev calibration for this bundle (mailsort calibrate-fusion)",
+                fit.describe()
+            ),
+        }
+    }
 }
 
 /// One served bundle.
@@ -31,6 +75,7 @@ pub struct LoadedBundle {
     /// Label id → the text the reranker reads (name, description, and as
     /// many examples as the reranker was trained with).
     label_texts: HashMap<String, String>,
+    pub fusion: Fusion,
 }
 
 impl LoadedBundle {
@@ -38,6 +83,34 @@ impl LoadedBundle {
     pub fn label_text(&self, label: &str) -> Option<&str> {
         self.label_texts.get(label).map(String::as_str)
     }
+
+    /// The fit for a `/v1/rerank` e-mail with the edge's probabilities
+    /// (`labels[i]` has `edge[i]`): its forward reason is what this bundle's
+    /// gate says of those candidates.
+    pub fn fit_for_candidates(&self, labels: &[String], edge: Option<&[f32]>) -> FusionFit {
+        let reason = edge.and_then(|probs| {
+            let mut candidates: Vec<Candidate> = labels
+                .iter()
+                .zip(probs)
+                .map(|(label, &probability)| Candidate {
+                    label: label.clone(),
+                    probability,
+                })
+                .collect();
+            candidates.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+            let bundle = self.classifier.bundle();
+            match bundle.gate.decide(&candidates, &bundle.taxonomy) {
+                mailsort_shared::gate::GateOutcome::Forward(r) => Some(r),
+                mailsort_shared::gate::GateOutcome::Keep => None,
+            }
+        });
+        self.fusion.fit_for(reason.as_ref())
+    }
+}
+
+/// Where a bundle's fusion file sits: beside it, `x.msb` → `x.fusion.json`.
+pub fn fusion_path(bundle: &Path) -> PathBuf {
+    bundle.with_extension("fusion.json")
 }
 
 /// All served bundles.
@@ -47,13 +120,16 @@ pub struct Bundles {
 
 impl Bundles {
     /// Loads each bundle file with the encoder in `model_dir`, which must be
-    /// the one the bundle was built with; label texts carry up to
-    /// `label_examples` examples each (the reranker's manifest says how many).
+    /// the one the bundle was built with. The reranker's manifest says how
+    /// many examples label texts carry, and which fusion applies where a
+    /// bundle has no fusion file of its own; a fusion file made for another
+    /// bundle or reranker is refused.
     pub fn load(
         paths: &[PathBuf],
         model_dir: &Path,
-        label_examples: usize,
+        reranker: &RerankerManifest,
     ) -> Result<Self, BundleLoadError> {
+        let label_examples = reranker.label_examples;
         let onnx_path = ModelDir(model_dir.to_path_buf()).int8();
         let onnx = fs::read(&onnx_path).map_err(|e| BundleLoadError::Read {
             path: onnx_path.clone(),
@@ -84,6 +160,7 @@ impl Bundles {
                 .map(|l| (l.id.clone(), l.rerank_text(label_examples)))
                 .collect();
             let id = bundle.id.clone();
+            let fusion = load_fusion(path, &id, reranker)?;
             let mut classifier =
                 EdgeClassifier::new(bundle, &onnx).map_err(|e| invalid(e.to_string()))?;
             classifier.use_exemplar_index(IndexChoice::Auto);
@@ -92,6 +169,7 @@ impl Bundles {
                 id,
                 classifier,
                 label_texts,
+                fusion,
             });
         }
         Ok(Self { bundles })
@@ -126,4 +204,33 @@ impl Bundles {
     pub fn iter(&self) -> impl Iterator<Item = &LoadedBundle> {
         self.bundles.iter()
     }
+}
+
+/// The bundle's fusion file if it has one, checked against the bundle and
+/// the reranker; else the reranker's own fusion.
+fn load_fusion(
+    bundle_path: &Path,
+    bundle_id: &str,
+    reranker: &RerankerManifest,
+) -> Result<Fusion, BundleLoadError> {
+    let path = fusion_path(bundle_path);
+    let fail = |detail: String| BundleLoadError::Fusion {
+        path: path.clone(),
+        detail,
+    };
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Fusion::RerankerDefault(FusionFit::Fused {
+                temperature: reranker.temperature,
+                edge_weight: reranker.edge_weight,
+            }));
+        }
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    let file: FusionFile =
+        serde_json::from_str(&text).map_err(|e| fail(format!("not a fusion file: {e}")))?;
+    file.check(bundle_id, &reranker.fp32_sha256)
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(Fusion::Dev(file))
 }

@@ -11,6 +11,7 @@ use mailsort_shared::api::{
     ClassifyEmail, ClassifyResult, ErrorBody, ErrorCode, RerankEmail, RerankResult, RerankerInfo,
     ScoredCandidate,
 };
+use mailsort_shared::fusion::{FusionFit, fuse};
 use mailsort_shared::types::EmailInput;
 
 use crate::bundles::{Bundles, LoadedBundle};
@@ -31,14 +32,6 @@ pub struct Limits {
     pub max_deadline: Duration,
 }
 
-/// How reranker scores become probabilities.
-#[derive(Debug, Clone, Copy)]
-pub struct Calibration {
-    pub temperature: f32,
-    /// Weight of the edge's log-probabilities in the fusion.
-    pub edge_weight: f32,
-}
-
 /// One validated e-mail of a rerank request.
 struct Checked<'b> {
     /// The reranker's text for each candidate, in request order.
@@ -53,7 +46,6 @@ pub struct Engine {
     pub encoder: PairEncoder,
     pub queue: Queue,
     pub reranker: RerankerInfo,
-    pub calibration: Calibration,
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
 }
@@ -182,13 +174,8 @@ impl Engine {
             .zip(scores)
             .map(|((email, checked), scores)| {
                 let labels: Vec<String> = email.candidates.into_iter().map(|c| c.label).collect();
-                ranked(
-                    email.id,
-                    labels,
-                    scores,
-                    checked.edge.as_deref(),
-                    self.calibration,
-                )
+                let fit = bundle.fit_for_candidates(&labels, checked.edge.as_deref());
+                ranked(email.id, labels, scores, checked.edge.as_deref(), fit)
             })
             .collect();
         Ok((bundle.id.clone(), results))
@@ -288,13 +275,8 @@ impl Engine {
                 .map(|c| c.label.clone())
                 .collect();
             let edge: Vec<f32> = decision.candidates.iter().map(|c| c.probability).collect();
-            let r = ranked(
-                decision.id.clone(),
-                labels,
-                scores,
-                Some(&edge),
-                self.calibration,
-            );
+            let fit = bundle.fusion.fit_for(decision.forward_reason.as_ref());
+            let r = ranked(decision.id.clone(), labels, scores, Some(&edge), fit);
             r.apply_to(decision);
         }
         Ok((bundle_id, results))
@@ -347,32 +329,15 @@ impl Engine {
     }
 }
 
-/// Probabilities over one e-mail's candidates: softmax of the scores over
-/// the temperature, plus the edge's log-probabilities times their weight.
-pub fn fuse(scores: &[f32], edge: Option<&[f32]>, calibration: Calibration) -> Vec<f32> {
-    let t = calibration.temperature.max(1e-3);
-    let logits: Vec<f32> = scores
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let prior = edge.map_or(0.0, |e| calibration.edge_weight * e[i].max(1e-9).ln());
-            s / t + prior
-        })
-        .collect();
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
-    let sum: f32 = exp.iter().sum();
-    exp.into_iter().map(|e| e / sum).collect()
-}
-
+/// One e-mail's result: its candidates fused by `fit`, most probable first.
 fn ranked(
     id: String,
     labels: Vec<String>,
     scores: Vec<f32>,
     edge: Option<&[f32]>,
-    calibration: Calibration,
+    fit: FusionFit,
 ) -> RerankResult {
-    let probs = fuse(&scores, edge, calibration);
+    let probs = fuse(&scores, edge, fit);
     let mut candidates: Vec<ScoredCandidate> = labels
         .into_iter()
         .zip(scores)
@@ -397,43 +362,35 @@ fn ranked(
 mod tests {
     use super::*;
 
-    const PLAIN: Calibration = Calibration {
-        temperature: 1.0,
-        edge_weight: 0.0,
-    };
-
-    #[test]
-    fn fusion_without_edge_is_a_softmax() {
-        let p = fuse(&[1.0, 0.0], None, PLAIN);
-        assert!((p[0] - 1.0 / (1.0 + (-1.0f32).exp())).abs() < 1e-6);
-        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-    }
-
-    #[test]
-    fn edge_evidence_can_overturn_a_small_score_gap() {
-        let cal = Calibration {
-            temperature: 1.0,
-            edge_weight: 1.0,
-        };
-        // The reranker slightly prefers 0, the edge strongly prefers 1.
-        let p = fuse(&[0.2, 0.0], Some(&[0.1, 0.9]), cal);
-        assert!(p[1] > p[0]);
-        let p = fuse(&[0.2, 0.0], Some(&[0.1, 0.9]), PLAIN);
-        assert!(p[0] > p[1]);
-    }
-
     #[test]
     fn ranked_sorts_and_picks_the_most_probable() {
+        let plain = FusionFit::Fused {
+            temperature: 1.0,
+            edge_weight: 0.0,
+        };
         let r = ranked(
             "m".into(),
             vec!["a".into(), "b".into(), "c".into()],
             vec![0.0, 2.0, 1.0],
             None,
-            PLAIN,
+            plain,
         );
         assert_eq!(r.label, "b");
         let order: Vec<&str> = r.candidates.iter().map(|c| c.label.as_str()).collect();
         assert_eq!(order, ["b", "c", "a"]);
         assert_eq!(r.candidates[0].score, 2.0);
+    }
+
+    #[test]
+    fn an_edge_only_fit_keeps_the_edges_label() {
+        let r = ranked(
+            "m".into(),
+            vec!["a".into(), "b".into()],
+            vec![3.0, 0.0],
+            Some(&[0.3, 0.6]),
+            FusionFit::EdgeOnly,
+        );
+        assert_eq!(r.label, "b");
+        assert_eq!(r.candidates[1].score, 3.0);
     }
 }

@@ -32,6 +32,9 @@ pub struct Metrics {
     pub forwarded: IntCounter,
     /// 1, labelled with the device, precision and model in use.
     pub model_info: IntGaugeVec,
+    /// 1 per served bundle, labelled with the fusion it uses (`dev`: its
+    /// own fusion file; `reranker_default`: the reranker's).
+    pub bundle_info: IntGaugeVec,
 }
 
 fn buckets(start: f64, factor: f64, n: usize) -> Vec<f64> {
@@ -111,6 +114,14 @@ impl Metrics {
             &["device", "precision", "model"],
         )
         .expect("valid metric");
+        let bundle_info = IntGaugeVec::new(
+            Opts::new(
+                "mailsort_bundle_info",
+                "Served bundles and the fusion each uses",
+            ),
+            &["bundle", "fusion"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errors.clone()),
@@ -124,6 +135,7 @@ impl Metrics {
             Box::new(emails.clone()),
             Box::new(forwarded.clone()),
             Box::new(model_info.clone()),
+            Box::new(bundle_info.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -141,6 +153,7 @@ impl Metrics {
             emails,
             forwarded,
             model_info,
+            bundle_info,
         }
     }
 

@@ -13,7 +13,7 @@ use thiserror::Error;
 use crate::bundles::{BundleLoadError, Bundles};
 use crate::config::ServeConfig;
 use crate::cross_encoder::{CrossEncoder, Device, ModelError, RuntimeOptions};
-use crate::infer::{Calibration, Engine, Limits};
+use crate::infer::{Engine, Limits};
 use crate::metrics::Metrics;
 use crate::pairs::{PairEncoder, PairError};
 use crate::queue::{self, BatchConfig, Batcher};
@@ -81,18 +81,23 @@ pub fn load(
         }
     );
     // Label texts follow the format this reranker was trained on.
-    let bundles = Bundles::load(&config.bundles, &config.model_dir, manifest.label_examples)?;
+    let bundles = Bundles::load(&config.bundles, &config.model_dir, &manifest)?;
     tracing::info!(
         "label texts: name, description and up to {} examples",
         manifest.label_examples
     );
     for b in bundles.iter() {
         tracing::info!(
-            "bundle {} ({}): {} labels",
+            "bundle {} ({}): {} labels; fusion {}",
             b.name,
             &b.id[..12],
-            b.classifier.bundle().taxonomy.labels().len()
+            b.classifier.bundle().taxonomy.labels().len(),
+            b.fusion.describe()
         );
+        metrics
+            .bundle_info
+            .with_label_values(&[&b.name, b.fusion.kind()])
+            .set(1);
     }
     let mut model = CrossEncoder::load(&dir, &config.ort_lib, &options)?;
     let tokenizer = fs::read_to_string(dir.tokenizer()).map_err(|e| ModelError::Read {
@@ -115,6 +120,7 @@ pub fn load(
         trained: model.manifest.trained,
         device: model.device.to_string(),
         precision: model.precision.to_string(),
+        sha256: model.manifest.fp32_sha256.clone(),
     };
     tracing::info!(
         "reranker {} on {} {} (warm-up {:.1} s){}",
@@ -132,10 +138,6 @@ pub fn load(
         .model_info
         .with_label_values(&[&reranker.device, &reranker.precision, &reranker.name])
         .set(1);
-    let calibration = Calibration {
-        temperature: model.manifest.temperature,
-        edge_weight: model.manifest.edge_weight,
-    };
     let max_batch_tokens = config.max_batch_tokens.unwrap_or(match model.device {
         Device::Cpu => CPU_BATCH_TOKENS,
         Device::Cuda | Device::TensorRt => GPU_BATCH_TOKENS,
@@ -164,7 +166,6 @@ pub fn load(
         encoder,
         queue,
         reranker,
-        calibration,
         limits: Limits {
             max_emails: config.max_emails,
             max_candidates: config.max_candidates,

@@ -1,6 +1,7 @@
 //! What mailsort does before it serves, natively: read labelled mail
 //! ([`inputs`]), build a bundle from it ([`build`]: the head in [`train`],
-//! the gate in [`calibrate`]), score a bundle ([`metrics`]), carve dev
+//! the gate in [`calibrate`], the fusion of reranker scores in [`fusion`]),
+//! score a bundle ([`metrics`]), carve dev
 //! splits ([`split`]), write reranker-training candidates ([`candidates`]),
 //! get and prepare models ([`model_store`]) and benchmark the encoder on
 //! ONNX Runtime ([`ort_bench`]), reporting long steps through [`progress`].
@@ -10,6 +11,7 @@
 pub mod build;
 pub mod calibrate;
 pub mod candidates;
+pub mod fusion;
 pub mod inputs;
 pub mod metrics;
 pub mod model_store;

@@ -259,6 +259,10 @@ pub struct RerankerInfo {
     pub device: String,
     /// fp32 or fp16.
     pub precision: String,
+    /// SHA-256 of the reranker's FP32 ONNX file: which weights answered
+    /// (a per-bundle fusion file names the reranker it was fitted with).
+    #[serde(default)]
+    pub sha256: String,
 }
 
 /// The reranked labels of one e-mail.

@@ -15,6 +15,7 @@ pub mod bundle;
 pub mod clean;
 pub mod dataset;
 pub mod digest;
+pub mod fusion;
 pub mod gate;
 pub mod manifest;
 pub mod taxonomy;

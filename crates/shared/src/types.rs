@@ -72,6 +72,18 @@ pub struct Decision {
     pub provisional: bool,
 }
 
+impl ForwardReason {
+    /// The reason's name, as in JSON (`low_margin`, `confusable_siblings`,
+    /// `empty_text`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::LowMargin { .. } => "low_margin",
+            Self::ConfusableSiblings { .. } => "confusable_siblings",
+            Self::EmptyText => "empty_text",
+        }
+    }
+}
+
 impl Decision {
     /// Whether the backend should rerank this decision: the gate forwarded
     /// it and cleaning left text to read. Every face (CLI, browser, Worker,
@@ -123,6 +135,26 @@ mod tests {
         kept.decided_by = DecidedBy::Edge;
         kept.forward_reason = None;
         assert!(!kept.needs_rerank());
+    }
+
+    #[test]
+    fn a_reasons_kind_is_its_json_tag() {
+        for reason in [
+            ForwardReason::LowMargin {
+                margin: 0.1,
+                threshold: 0.2,
+            },
+            ForwardReason::ConfusableSiblings {
+                first: "a".into(),
+                second: "b".into(),
+                margin: 0.1,
+                threshold: 0.2,
+            },
+            ForwardReason::EmptyText,
+        ] {
+            let json = serde_json::to_value(&reason).expect("serialises");
+            assert_eq!(json["kind"], reason.kind());
+        }
     }
 
     #[test]

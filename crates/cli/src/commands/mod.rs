@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_exemplars;
 pub mod build;
 pub mod calibrate;
+pub mod calibrate_fusion;
 pub mod classify;
 pub mod eval;
 pub mod models;

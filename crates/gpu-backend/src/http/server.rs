@@ -240,6 +240,7 @@ fn health_body(state: &AppState) -> HealthResponse {
                     name: b.name.clone(),
                     id: b.id.clone(),
                     labels: b.classifier.bundle().taxonomy.labels().len(),
+                    fusion: b.fusion.describe(),
                 })
                 .collect(),
             queue_pairs: engine.queue.pending(),

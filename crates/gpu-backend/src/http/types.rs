@@ -26,4 +26,7 @@ pub struct BundleInfo {
     pub name: String,
     pub id: String,
     pub labels: usize,
+    /// How its forwarded e-mails are fused: `dev: …` when a fusion file
+    /// fitted on its dev split is loaded, else `reranker default (…)`.
+    pub fusion: String,
 }

@@ -1,0 +1,125 @@
+//! `mailsort calibrate-fusion`: fit how a bundle's forwarded e-mails are
+//! fused, on a dev split it never saw, with the reranker that serves it.
+
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use mailsort_offline::fusion::{self, FitOptions, Sample};
+use mailsort_offline::inputs::{self, InputEmail};
+use mailsort_shared::fusion::{FusionFile, RerankerRef};
+use mailsort_shared::types::Decision;
+
+use super::classify::decide_all;
+use super::{ModelArgs, RunArgs, load_classifier};
+use crate::backend_client::BackendClient;
+
+#[derive(Args)]
+pub struct CalibrateFusionArgs {
+    /// The bundle, already calibrated (its gate decides what is forwarded).
+    #[arg(long)]
+    bundle: PathBuf,
+    /// Labelled dev e-mails the bundle was not trained on.
+    #[arg(long)]
+    dev: PathBuf,
+    /// A running `mailsort-backend` serving this bundle with the reranker
+    /// to fit for (http://host:port).
+    #[arg(long)]
+    backend: String,
+    /// Bearer key for --backend.
+    #[arg(long, env = "MAILSORT_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Where to write the fusion file (default: beside the bundle,
+    /// `NAME.fusion.json`, where the backend looks for it).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Dev e-mails more than the edge that the reranker must get right
+    /// before it is trusted on a kind of e-mail.
+    #[arg(long, default_value_t = FitOptions::default().min_gain_emails)]
+    min_gain_emails: usize,
+    /// …and at least this share of that kind's dev e-mails.
+    #[arg(long, default_value_t = FitOptions::default().min_gain_share)]
+    min_gain_share: f64,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+pub fn run(args: CalibrateFusionArgs) -> Result<()> {
+    let backend = BackendClient::new(&args.backend, args.api_key.as_deref())?;
+    let classifier = load_classifier(&args.bundle, &args.model)?;
+    let rows = inputs::read_labelled(&args.dev, true)?;
+    let gold: Vec<String> = rows
+        .iter()
+        .map(|r| r.label.clone().unwrap_or_default())
+        .collect();
+    let emails: Vec<InputEmail> = rows
+        .iter()
+        .map(|r| InputEmail {
+            id: r.id.clone(),
+            input: r.input(),
+            label: r.label.clone(),
+        })
+        .collect();
+    let mut decided: Vec<(Decision, String)> = Vec::with_capacity(emails.len());
+    for (id, outcome) in decide_all(&classifier, emails, &args.run)? {
+        match outcome {
+            Ok(d) => decided.push(d),
+            Err(err) => bail!("{id}: {err}"),
+        }
+    }
+    let bundle_id = classifier.bundle().id.clone();
+    let reranked = backend.rerank_forwarded(&bundle_id, &decided)?;
+    let Some(info) = reranked.info else {
+        bail!(
+            "the gate forwards none of the {} dev e-mails: nothing to fit",
+            decided.len()
+        );
+    };
+    if info.sha256.is_empty() {
+        bail!(
+            "the backend at {} does not say which reranker weights it serves (upgrade mailsort-backend)",
+            args.backend
+        );
+    }
+    let samples: Vec<Sample> = reranked
+        .results
+        .iter()
+        .filter_map(|(i, result)| Sample::new(&decided[*i].0, result, &gold[*i]))
+        .collect();
+    let opts = FitOptions {
+        min_gain_emails: args.min_gain_emails,
+        min_gain_share: args.min_gain_share,
+        ..FitOptions::default()
+    };
+    let fitted = fusion::fit(&samples, opts);
+    let file = FusionFile {
+        bundle_id,
+        reranker: RerankerRef {
+            name: info.name,
+            sha256: info.sha256,
+        },
+        default: fitted.default,
+        by_reason: fitted.by_reason,
+        dev_emails: decided.len(),
+        dev_forwarded: samples.len(),
+        report: fitted.report,
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.bundle.with_extension("fusion.json"));
+    let text = serde_json::to_string_pretty(&file)?;
+    fs::write(&out, text + "\n").with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!("wrote {}: {}", out.display(), file.describe());
+    for (kind, r) in &file.report {
+        eprintln!(
+            "  {kind:<20} {:>5} forwarded dev e-mails: edge right on {}, best reranker fusion {}, chosen {}",
+            r.emails, r.edge_right, r.best_fused_right, r.chosen_right
+        );
+    }
+    println!("{}", serde_json::to_string(&file)?);
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! Fitting a bundle's fusion on its dev split: for each kind of forwarded
+//! e-mail (by forward reason), the temperature and edge weight under which
+//! the reranker's scores and the edge's probabilities get the most dev
+//! e-mails right, or the edge alone where the reranker does not beat it by
+//! a clear margin. "Edge only" is always one of the fits, so on the dev
+//! split the backend can never do worse than the edge.
+
+use std::collections::BTreeMap;
+
+use mailsort_shared::api::RerankResult;
+use mailsort_shared::fusion::{FusionFit, FusionGroupReport, fuse};
+use mailsort_shared::types::Decision;
+
+/// Temperatures tried.
+const TEMPERATURES: [f32; 10] = [0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0];
+/// Edge weights tried (0: the reranker alone).
+const EDGE_WEIGHTS: [f32; 10] = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0];
+
+/// One forwarded dev e-mail as the fitter sees it.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Its forward reason's kind (`low_margin`, …).
+    pub reason: String,
+    /// The reranker's raw scores, in the edge's candidate order.
+    pub scores: Vec<f32>,
+    /// The edge's probabilities, same order (most probable first).
+    pub edge: Vec<f32>,
+    /// Where the gold label is among the candidates, if it is.
+    pub gold: Option<usize>,
+}
+
+impl Sample {
+    /// A forwarded `decision`, the backend's `result` for it, and its gold
+    /// label. `None` when the result does not score every candidate.
+    pub fn new(decision: &Decision, result: &RerankResult, gold: &str) -> Option<Self> {
+        let scores = decision
+            .candidates
+            .iter()
+            .map(|c| {
+                result
+                    .candidates
+                    .iter()
+                    .find(|r| r.label == c.label)
+                    .map(|r| r.score)
+            })
+            .collect::<Option<Vec<f32>>>()?;
+        Some(Self {
+            reason: decision
+                .forward_reason
+                .as_ref()
+                .map_or("none", |r| r.kind())
+                .to_string(),
+            scores,
+            edge: decision.candidates.iter().map(|c| c.probability).collect(),
+            gold: decision.candidates.iter().position(|c| c.label == gold),
+        })
+    }
+}
+
+/// How clear a win the reranker needs before it is trusted over the edge.
+#[derive(Debug, Clone, Copy)]
+pub struct FitOptions {
+    /// At least this many more dev e-mails right than the edge…
+    pub min_gain_emails: usize,
+    /// …and at least this share of the group's e-mails.
+    pub min_gain_share: f64,
+    /// A reason with fewer dev e-mails than this uses the overall fit.
+    pub min_group: usize,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        Self {
+            min_gain_emails: 2,
+            min_gain_share: 0.01,
+            min_group: 30,
+        }
+    }
+}
+
+/// The fitted fusion of a dev split.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    /// For every e-mail without a fit of its own kind.
+    pub default: FusionFit,
+    /// Reasons with enough dev e-mails for a fit of their own.
+    pub by_reason: BTreeMap<String, FusionFit>,
+    /// By reason, and `all`.
+    pub report: BTreeMap<String, FusionGroupReport>,
+}
+
+/// Fits the fusion of `samples`.
+pub fn fit(samples: &[Sample], opts: FitOptions) -> Fitted {
+    let (default, all) = fit_group(samples, opts);
+    let mut report = BTreeMap::from([("all".to_string(), all)]);
+    let mut by_reason = BTreeMap::new();
+    let mut reasons: Vec<&str> = samples.iter().map(|s| s.reason.as_str()).collect();
+    reasons.sort_unstable();
+    reasons.dedup();
+    for reason in reasons {
+        let group: Vec<Sample> = samples
+            .iter()
+            .filter(|s| s.reason == reason)
+            .cloned()
+            .collect();
+        let (fit, r) = fit_group(&group, opts);
+        if group.len() >= opts.min_group {
+            by_reason.insert(reason.to_string(), fit);
+            report.insert(reason.to_string(), r);
+        } else {
+            let hits = group.iter().filter(|s| right(s, default)).count();
+            report.insert(
+                reason.to_string(),
+                FusionGroupReport {
+                    chosen_right: hits,
+                    ..r
+                },
+            );
+        }
+    }
+    Fitted {
+        default,
+        by_reason,
+        report,
+    }
+}
+
+/// Whether the fused top label of `s` is its gold label.
+fn right(s: &Sample, fit: FusionFit) -> bool {
+    let Some(gold) = s.gold else { return false };
+    let p = fuse(&s.scores, Some(&s.edge), fit);
+    argmax(&p) == Some(gold)
+}
+
+fn argmax(p: &[f32]) -> Option<usize> {
+    // First of equals wins: the edge's order breaks ties.
+    p.iter()
+        .enumerate()
+        .fold(None, |best: Option<(usize, f32)>, (i, &v)| match best {
+            Some((_, b)) if b >= v => best,
+            _ => Some((i, v)),
+        })
+        .map(|(i, _)| i)
+}
+
+/// The best fused fit of a group by e-mails right (then by the gold
+/// label's log-likelihood), or edge only where it does not win clearly.
+fn fit_group(samples: &[Sample], opts: FitOptions) -> (FusionFit, FusionGroupReport) {
+    let edge_right = samples
+        .iter()
+        .filter(|s| right(s, FusionFit::EdgeOnly))
+        .count();
+    let mut best: Option<(usize, f64, FusionFit)> = None;
+    for &temperature in &TEMPERATURES {
+        for &edge_weight in &EDGE_WEIGHTS {
+            let fit = FusionFit::Fused {
+                temperature,
+                edge_weight,
+            };
+            let mut hits = 0;
+            let mut loglik = 0f64;
+            for s in samples {
+                let Some(gold) = s.gold else { continue };
+                let p = fuse(&s.scores, Some(&s.edge), fit);
+                hits += usize::from(argmax(&p) == Some(gold));
+                loglik += f64::from(p[gold].max(1e-9)).ln();
+            }
+            let better = match best {
+                None => true,
+                Some((h, l, _)) => hits > h || (hits == h && loglik > l),
+            };
+            if better {
+                best = Some((hits, loglik, fit));
+            }
+        }
+    }
+    let (best_right, _, best_fit) = best.expect("the grid is not empty");
+    let needed = opts
+        .min_gain_emails
+        .max((opts.min_gain_share * samples.len() as f64).ceil() as usize);
+    let chosen = if best_right >= edge_right + needed {
+        best_fit
+    } else {
+        FusionFit::EdgeOnly
+    };
+    let chosen_right = if chosen == FusionFit::EdgeOnly {
+        edge_right
+    } else {
+        best_right
+    };
+    (
+        chosen,
+        FusionGroupReport {
+            emails: samples.len(),
+            edge_right,
+            chosen_right,
+            best_fused_right: best_right,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` e-mails whose gold label is the edge's second candidate; the
+    /// reranker scores it highest on `reranker_right` of them.
+    fn samples(n: usize, reranker_right: usize, reason: &str) -> Vec<Sample> {
+        (0..n)
+            .map(|i| Sample {
+                reason: reason.into(),
+                scores: if i < reranker_right {
+                    vec![0.0, 4.0]
+                } else {
+                    vec![4.0, 0.0]
+                },
+                edge: vec![0.55, 0.45],
+                gold: Some(1),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_reranker_that_wins_clearly_is_trusted() {
+        let f = fit(&samples(100, 60, "low_margin"), FitOptions::default());
+        assert!(matches!(f.by_reason["low_margin"], FusionFit::Fused { .. }));
+        let r = &f.report["low_margin"];
+        assert_eq!((r.edge_right, r.chosen_right), (0, 60));
+    }
+
+    #[test]
+    fn a_reranker_that_does_not_beat_the_edge_is_left_out() {
+        // Gold is the edge's top label, and the reranker prefers the other.
+        let mut s = samples(100, 100, "low_margin");
+        for x in &mut s {
+            x.gold = Some(0);
+        }
+        let f = fit(&s, FitOptions::default());
+        assert_eq!(f.by_reason["low_margin"], FusionFit::EdgeOnly);
+        assert_eq!(f.default, FusionFit::EdgeOnly);
+        let r = &f.report["all"];
+        assert_eq!((r.edge_right, r.chosen_right), (100, 100));
+    }
+
+    #[test]
+    fn a_win_of_one_email_is_not_clear_enough() {
+        // Half the e-mails have gold first, half second; the reranker is
+        // right on one more than the edge at best.
+        let mut s = samples(40, 21, "confusable_siblings");
+        for x in s.iter_mut().skip(21) {
+            x.gold = Some(0);
+        }
+        let f = fit(&s, FitOptions::default());
+        assert_eq!(f.by_reason["confusable_siblings"], FusionFit::EdgeOnly);
+    }
+
+    #[test]
+    fn small_groups_fall_back_to_the_overall_fit() {
+        let mut s = samples(100, 60, "low_margin");
+        s.extend(samples(5, 0, "confusable_siblings"));
+        let f = fit(&s, FitOptions::default());
+        assert!(!f.by_reason.contains_key("confusable_siblings"));
+        assert_eq!(f.report["confusable_siblings"].emails, 5);
+    }
+}

@@ -1,0 +1,256 @@
+//! How a forwarded e-mail's final label is chosen from the reranker's scores
+//! and the edge's probabilities: the fusion rule ([`fuse`]), the fit a
+//! bundle uses for each kind of forwarded e-mail ([`FusionFit`]), and the
+//! per-bundle fusion file that `mailsort calibrate-fusion` fits on a dev
+//! split with the reranker that serves the bundle ([`FusionFile`]). The
+//! backend applies it, and the fitter scores candidates with the same
+//! [`fuse`], so what was measured on dev is what is served.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::types::ForwardReason;
+
+/// The fusion of one kind of forwarded e-mail.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum FusionFit {
+    /// Softmax of the scores over `temperature`, plus the edge's
+    /// log-probabilities times `edge_weight`.
+    Fused { temperature: f32, edge_weight: f32 },
+    /// The edge's probabilities stand: on this kind of e-mail the reranker
+    /// did not beat the edge on the dev split.
+    EdgeOnly,
+}
+
+impl FusionFit {
+    /// "T 0.80, edge weight 1.50" or "edge only".
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Fused {
+                temperature,
+                edge_weight,
+            } => format!("T {temperature:.2}, edge weight {edge_weight:.2}"),
+            Self::EdgeOnly => "edge only".into(),
+        }
+    }
+}
+
+/// Probabilities over one e-mail's candidates. Without the edge's
+/// probabilities, an edge-only fit falls back to the scores alone at
+/// temperature 1 (there is nothing else to go on).
+pub fn fuse(scores: &[f32], edge: Option<&[f32]>, fit: FusionFit) -> Vec<f32> {
+    let (temperature, edge_weight) = match (fit, edge) {
+        (FusionFit::EdgeOnly, Some(edge)) => return normalise(edge),
+        (FusionFit::EdgeOnly, None) => (1.0, 0.0),
+        (
+            FusionFit::Fused {
+                temperature,
+                edge_weight,
+            },
+            _,
+        ) => (temperature, edge_weight),
+    };
+    let t = temperature.max(1e-3);
+    let logits: Vec<f32> = scores
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let prior = edge.map_or(0.0, |e| edge_weight * e[i].max(1e-9).ln());
+            s / t + prior
+        })
+        .collect();
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+/// The edge's top-k probabilities rescaled to sum to one over the candidates.
+fn normalise(edge: &[f32]) -> Vec<f32> {
+    let sum: f32 = edge.iter().sum();
+    if sum > 0.0 {
+        edge.iter().map(|p| p / sum).collect()
+    } else {
+        vec![1.0 / edge.len().max(1) as f32; edge.len()]
+    }
+}
+
+/// The reranker a fusion file was fitted with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RerankerRef {
+    pub name: String,
+    /// SHA-256 of its FP32 ONNX file (the FP16 file is made from it).
+    pub sha256: String,
+}
+
+/// What the fit saw on the dev split, per kind of forwarded e-mail.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FusionGroupReport {
+    /// Forwarded dev e-mails of this kind.
+    pub emails: usize,
+    /// Right with the edge's label alone.
+    pub edge_right: usize,
+    /// Right with the chosen fit.
+    pub chosen_right: usize,
+    /// Right with the best reranker fusion, chosen or not.
+    pub best_fused_right: usize,
+}
+
+/// A bundle's fusion, fitted on its dev split with one reranker (the
+/// `<bundle>.fusion.json` beside a `<bundle>.msb`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusionFile {
+    /// The bundle's id (SHA-256 of its payload).
+    pub bundle_id: String,
+    pub reranker: RerankerRef,
+    /// For kinds of e-mail without a fit of their own.
+    pub default: FusionFit,
+    /// By [`ForwardReason::kind`].
+    pub by_reason: BTreeMap<String, FusionFit>,
+    /// Dev e-mails classified, and forwarded ones reranked.
+    pub dev_emails: usize,
+    pub dev_forwarded: usize,
+    /// By reason kind, and `all`.
+    pub report: BTreeMap<String, FusionGroupReport>,
+}
+
+/// A fusion file that does not belong to what the server serves.
+#[derive(Debug, Error)]
+pub enum FusionMismatch {
+    #[error(
+        "it was fitted for bundle {fitted}, not this bundle ({served}); rerun `mailsort calibrate-fusion` for this bundle"
+    )]
+    Bundle { fitted: String, served: String },
+    #[error(
+        "it was fitted with reranker {name} (sha256 {fitted}), not the one served (sha256 {served}); rerun `mailsort calibrate-fusion` with this reranker"
+    )]
+    Reranker {
+        name: String,
+        fitted: String,
+        served: String,
+    },
+}
+
+impl FusionFile {
+    /// The fit for an e-mail forwarded for `reason`.
+    pub fn fit_for(&self, reason: Option<&ForwardReason>) -> FusionFit {
+        reason
+            .and_then(|r| self.by_reason.get(r.kind()))
+            .copied()
+            .unwrap_or(self.default)
+    }
+
+    /// Refuses a file made for another bundle or another reranker.
+    pub fn check(&self, bundle_id: &str, reranker_sha256: &str) -> Result<(), FusionMismatch> {
+        if self.bundle_id != bundle_id {
+            return Err(FusionMismatch::Bundle {
+                fitted: short(&self.bundle_id),
+                served: short(bundle_id),
+            });
+        }
+        if self.reranker.sha256 != reranker_sha256 {
+            return Err(FusionMismatch::Reranker {
+                name: self.reranker.name.clone(),
+                fitted: short(&self.reranker.sha256),
+                served: short(reranker_sha256),
+            });
+        }
+        Ok(())
+    }
+
+    /// One line for `/health` and logs.
+    pub fn describe(&self) -> String {
+        let fits: Vec<String> = self
+            .by_reason
+            .iter()
+            .map(|(kind, fit)| format!("{kind}: {}", fit.describe()))
+            .chain([format!("other: {}", self.default.describe())])
+            .collect();
+        format!(
+            "fitted on {} dev e-mails ({} forwarded): {}",
+            self.dev_emails,
+            self.dev_forwarded,
+            fits.join("; ")
+        )
+    }
+}
+
+fn short(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAIN: FusionFit = FusionFit::Fused {
+        temperature: 1.0,
+        edge_weight: 0.0,
+    };
+
+    #[test]
+    fn fusion_without_edge_is_a_softmax() {
+        let p = fuse(&[1.0, 0.0], None, PLAIN);
+        assert!((p[0] - 1.0 / (1.0 + (-1.0f32).exp())).abs() < 1e-6);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn edge_evidence_can_overturn_a_small_score_gap() {
+        let cal = FusionFit::Fused {
+            temperature: 1.0,
+            edge_weight: 1.0,
+        };
+        // The reranker slightly prefers 0, the edge strongly prefers 1.
+        let p = fuse(&[0.2, 0.0], Some(&[0.1, 0.9]), cal);
+        assert!(p[1] > p[0]);
+        let p = fuse(&[0.2, 0.0], Some(&[0.1, 0.9]), PLAIN);
+        assert!(p[0] > p[1]);
+    }
+
+    #[test]
+    fn edge_only_keeps_the_edges_order_whatever_the_scores() {
+        let p = fuse(&[5.0, 0.0], Some(&[0.2, 0.6]), FusionFit::EdgeOnly);
+        assert!((p[0] - 0.25).abs() < 1e-6 && (p[1] - 0.75).abs() < 1e-6);
+    }
+
+    fn file() -> FusionFile {
+        FusionFile {
+            bundle_id: "b".repeat(64),
+            reranker: RerankerRef {
+                name: "r".into(),
+                sha256: "s".repeat(64),
+            },
+            default: PLAIN,
+            by_reason: [("low_margin".to_string(), FusionFit::EdgeOnly)].into(),
+            dev_emails: 100,
+            dev_forwarded: 15,
+            report: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn each_reason_gets_its_fit_and_the_rest_the_default() {
+        let f = file();
+        let low = ForwardReason::LowMargin {
+            margin: 0.1,
+            threshold: 0.2,
+        };
+        assert_eq!(f.fit_for(Some(&low)), FusionFit::EdgeOnly);
+        assert_eq!(f.fit_for(Some(&ForwardReason::EmptyText)), PLAIN);
+        assert_eq!(f.fit_for(None), PLAIN);
+    }
+
+    #[test]
+    fn a_file_for_another_bundle_or_reranker_is_refused() {
+        let f = file();
+        assert!(f.check(&"b".repeat(64), &"s".repeat(64)).is_ok());
+        let e = f.check(&"c".repeat(64), &"s".repeat(64)).unwrap_err();
+        assert!(e.to_string().contains("not this bundle"), "{e}");
+        let e = f.check(&"b".repeat(64), &"t".repeat(64)).unwrap_err();
+        assert!(e.to_string().contains("reranker r"), "{e}");
+    }
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Edge only against end to end on every labelled set in ../shared/datasets,
+# with the default generic reranker (models/reranker), before and after
+# fitting each bundle's fusion on its dev split (mailsort calibrate-fusion).
+#
+# Per set: a dev split (the set's val.jsonl where it has one, else 10% of
+# train, stratified, seed 13; dev labels unknown to train are dropped), a
+# bundle built on the rest (with taxonomies/SET.yaml where there is one), its
+# gate calibrated on dev for FORWARD_RATE (0.14) forwarded. Then one backend
+# serves every bundle: each test split is evaluated end to end with the
+# reranker's own fusion, each bundle's fusion is fitted on its dev split,
+# and a second backend (which loads those fusion files) evaluates again.
+#
+# Usage: scripts/eval/sets.sh [SET ...]    (default: every set)
+# Writes out/eval/sets/SET.{edge,default,fused}.json, SET.fusion.json and
+# summary.md (also printed). Bundles already built are reused.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib.sh
+W=${OUT:-out/eval/sets}
+PORT=${PORT:-18390}
+mkdir -p "$W"
+SETS=("$@")
+if [ ${#SETS[@]} -eq 0 ]; then
+  for d in "$MAILSORT_DATASETS"/*/; do
+    s=$(basename "$d")
+    { [ -f "$d/train.jsonl" ] || [ -f "$d/train.jsonl.gz" ]; } && SETS+=("$s")
+  done
+fi
+started=$(date +%s)
+
+file_of() { # DIR NAME: NAME.jsonl or NAME.jsonl.gz
+  if [ -f "$1/$2.jsonl" ]; then echo "$1/$2.jsonl"; elif [ -f "$1/$2.jsonl.gz" ]; then echo "$1/$2.jsonl.gz"; fi
+}
+
+prepare() {
+  local s=$1 d="$MAILSORT_DATASETS/$1" w="$W/$1"
+  [ -s "$w.edge.json" ] && return
+  echo "== $s: dev split, bundle, gate" >&2
+  local train val taxonomy=()
+  train=$(file_of "$d" train)
+  val=$(file_of "$d" val)
+  if [ -n "$val" ]; then
+    cp "$train" "$w.train.${train##*.}" && train="$w.train.${train##*.}"
+    "$MAILSORT_PYTHON" - "$train" "$val" "$w.dev.jsonl" <<'PY'
+import gzip, json, sys
+train, val, out = sys.argv[1:]
+op = lambda p: gzip.open(p, "rt") if p.endswith(".gz") else open(p)
+known = {json.loads(l)["label"] for l in op(train) if l.strip()}
+with open(out, "w") as f:
+    for l in op(val):
+        if l.strip() and json.loads(l)["label"] in known:
+            f.write(l if l.endswith("\n") else l + "\n")
+PY
+  else
+    "$MAILSORT" split --input "$train" --dev-fraction 0.1 --train-out "$w.train.jsonl" --dev-out "$w.dev.jsonl" 2> /dev/null
+    train="$w.train.jsonl"
+  fi
+  [ -f "taxonomies/$s.yaml" ] && taxonomy=(--taxonomy "taxonomies/$s.yaml")
+  "$MAILSORT" build --train "$train" "${taxonomy[@]}" --out "$w.msb" > "$w.build.json"
+  "$MAILSORT" calibrate --bundle "$w.msb" --dev "$w.dev.jsonl" --forward-rate "${FORWARD_RATE:-0.14}" > "$w.calibrate.json"
+  rm -f "$w.fusion.json"
+  "$MAILSORT" eval --bundle "$w.msb" --test "$(file_of "$d" test)" --json > "$w.edge.json"
+}
+
+for s in "${SETS[@]}"; do prepare "$s"; done
+
+bundles=()
+for s in "${SETS[@]}"; do bundles+=(--bundle "$W/$s.msb"); rm -f "$W/$s.fusion.json"; done
+KEY=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export MAILSORT_API_KEY=$KEY
+
+echo "== end to end with the reranker's own fusion; fitting each bundle's fusion on dev" >&2
+start_backend "$PORT" "$KEY" "$W/backend.default.log" "${bundles[@]}" --device cpu
+for s in "${SETS[@]}"; do
+  "$MAILSORT" eval --bundle "$W/$s.msb" --test "$(file_of "$MAILSORT_DATASETS/$s" test)" --json \
+    --backend "http://127.0.0.1:$PORT" > "$W/$s.default.json"
+  "$MAILSORT" calibrate-fusion --bundle "$W/$s.msb" --dev "$W/$s.dev.jsonl" \
+    --backend "http://127.0.0.1:$PORT" > /dev/null
+done
+stop_backend "$BACKEND_PID"
+
+echo "== end to end with each bundle's own fusion" >&2
+start_backend "$PORT" "$KEY" "$W/backend.fused.log" "${bundles[@]}" --device cpu
+for s in "${SETS[@]}"; do
+  "$MAILSORT" eval --bundle "$W/$s.msb" --test "$(file_of "$MAILSORT_DATASETS/$s" test)" --json \
+    --backend "http://127.0.0.1:$PORT" > "$W/$s.fused.json"
+done
+curl -sf -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/health" > "$W/health.json"
+stop_backend "$BACKEND_PID"
+
+"$MAILSORT_PYTHON" - "$W" "$(( $(date +%s) - started ))" "${SETS[@]}" <<'PY' | tee "$W/summary.md"
+import json, sys
+w, secs, sets = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+pct = lambda x: f"{100 * x:.2f}"
+print("| set | test e-mails | forwarded | edge only | end to end, reranker's fusion | end to end, bundle's fusion | Δ vs edge | backend right on forwarded | edge right on forwarded | oracle | fusion chosen |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+for s in sets:
+    e = json.load(open(f"{w}/{s}.edge.json"))
+    d = json.load(open(f"{w}/{s}.default.json"))["end_to_end"]
+    f = json.load(open(f"{w}/{s}.fused.json"))
+    fe = f["end_to_end"]
+    fusion = json.load(open(f"{w}/{s}.fusion.json"))
+    fits = "; ".join(f"{k}: {v['mode'].replace('_', ' ')}" for k, v in fusion["by_reason"].items()) or f"all: {fusion['default']['mode'].replace('_', ' ')}"
+    print(f"| {s} | {e['n']} | {pct(e['forwarded_rate'])}% | {pct(e['accuracy'])} | {pct(d['accuracy'])} | {pct(fe['accuracy'])} "
+          f"| {100 * (fe['accuracy'] - e['accuracy']):+.2f} | {pct(fe['forwarded_accuracy'])} | {pct(f['forwarded_accuracy'])} | {pct(e['oracle_end_to_end_accuracy'])} | {fits} |")
+print(f"\n{len(sets)} sets in {secs // 60} min {secs % 60} s on {__import__('os').cpu_count()} cores.")
+PY
