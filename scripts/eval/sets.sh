@@ -60,7 +60,7 @@ PY
   "$MAILSORT" build --train "$train" "${taxonomy[@]}" --out "$w.msb" > "$w.build.json"
   "$MAILSORT" calibrate --bundle "$w.msb" --dev "$w.dev.jsonl" --forward-rate "${FORWARD_RATE:-0.14}" > "$w.calibrate.json"
   rm -f "$w.fusion.json"
-  "$MAILSORT" eval --bundle "$w.msb" --test "$(file_of "$d" test)" --json > "$w.edge.json"
+  "$MAILSORT" eval --cache-embeddings --bundle "$w.msb" --test "$(file_of "$d" test)" --json > "$w.edge.json"
 }
 
 for s in "${SETS[@]}"; do prepare "$s"; done
@@ -73,9 +73,9 @@ export MAILSORT_API_KEY=$KEY
 echo "== end to end with the reranker's own fusion; fitting each bundle's fusion on dev" >&2
 start_backend "$PORT" "$KEY" "$W/backend.default.log" "${bundles[@]}" --device cpu
 for s in "${SETS[@]}"; do
-  "$MAILSORT" eval --bundle "$W/$s.msb" --test "$(file_of "$MAILSORT_DATASETS/$s" test)" --json \
+  "$MAILSORT" eval --cache-embeddings --bundle "$W/$s.msb" --test "$(file_of "$MAILSORT_DATASETS/$s" test)" --json \
     --backend "http://127.0.0.1:$PORT" > "$W/$s.default.json"
-  "$MAILSORT" calibrate-fusion --bundle "$W/$s.msb" --dev "$W/$s.dev.jsonl" \
+  "$MAILSORT" calibrate-fusion --cache-embeddings --bundle "$W/$s.msb" --dev "$W/$s.dev.jsonl" \
     --backend "http://127.0.0.1:$PORT" > /dev/null
 done
 stop_backend "$BACKEND_PID"
@@ -83,7 +83,7 @@ stop_backend "$BACKEND_PID"
 echo "== end to end with each bundle's own fusion" >&2
 start_backend "$PORT" "$KEY" "$W/backend.fused.log" "${bundles[@]}" --device cpu
 for s in "${SETS[@]}"; do
-  "$MAILSORT" eval --bundle "$W/$s.msb" --test "$(file_of "$MAILSORT_DATASETS/$s" test)" --json \
+  "$MAILSORT" eval --cache-embeddings --bundle "$W/$s.msb" --test "$(file_of "$MAILSORT_DATASETS/$s" test)" --json \
     --backend "http://127.0.0.1:$PORT" > "$W/$s.fused.json"
 done
 curl -sf -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/health" > "$W/health.json"

@@ -10,7 +10,7 @@ use mailsort_shared::gate::GateOutcome;
 use mailsort_shared::types::{Candidate, DecidedBy, Decision, EmailInput, ForwardReason};
 use thiserror::Error;
 
-use crate::embed::{Batching, EmbedError, Embedder};
+use crate::embed::{Batching, EmbedError, Embedder, EmbeddingCache};
 use crate::neighbours::{self, IndexChoice, NeighbourIndex};
 
 /// Why the edge could not classify.
@@ -111,17 +111,19 @@ impl EdgeClassifier {
         emails: &[(String, EmailInput)],
         batch_size: usize,
     ) -> Vec<Result<(Decision, String), EdgeError>> {
-        self.classify_parallel(emails, Batching::one_thread(batch_size), &|_| {})
+        self.classify_parallel(emails, Batching::one_thread(batch_size), &|_| {}, None)
     }
 
     /// Like [`classify_with_text`](Self::classify_with_text), embedding on
-    /// `batching.threads` threads and calling `progress` with the number
-    /// of e-mails each finished encoder call held.
+    /// `batching.threads` threads, calling `progress` with the number of
+    /// e-mails each finished encoder call held, and taking embeddings
+    /// `cache` already has (for this bundle's encoder and token cap).
     pub fn classify_parallel(
         &self,
         emails: &[(String, EmailInput)],
         batching: Batching,
         progress: &(dyn Fn(usize) + Sync),
+        cache: Option<&dyn EmbeddingCache>,
     ) -> Vec<Result<(Decision, String), EdgeError>> {
         let cleaned: Vec<Result<clean::Cleaned, CleanError>> = emails
             .iter()
@@ -131,7 +133,10 @@ impl EdgeClassifier {
             .iter()
             .filter_map(|c| c.as_ref().ok().map(|c| c.text.as_str()))
             .collect();
-        let mut embeddings = match self.embedder.embed_parallel(&texts, batching, progress) {
+        let mut embeddings = match self
+            .embedder
+            .embed_cached(&texts, batching, progress, cache)
+        {
             Ok(e) => e.into_iter(),
             Err(e) => {
                 let msg = e.to_string();

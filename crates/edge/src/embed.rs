@@ -27,6 +27,14 @@ pub enum EmbedError {
 
 type Plan = std::sync::Arc<TypedSimplePlan>;
 
+/// Embeddings kept from earlier runs of the same encoder at the same token
+/// cap, by text (natively, `mailsort_offline::embed_cache` keeps them in a
+/// file). A miss is embedded and put back; nothing depends on a hit.
+pub trait EmbeddingCache: Sync {
+    fn get(&self, text: &str) -> Option<Vec<f32>>;
+    fn put(&self, text: &str, embedding: &[f32]);
+}
+
 /// How many texts go through the encoder per call, and on how many threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Batching {
@@ -197,6 +205,33 @@ impl Embedder {
             return Err(e);
         }
         Ok(out.into_inner().expect("workers have finished"))
+    }
+
+    /// Like [`embed_parallel`](Self::embed_parallel), taking what `cache`
+    /// already holds and embedding (and caching) only the rest.
+    pub fn embed_cached(
+        &self,
+        texts: &[&str],
+        batching: Batching,
+        progress: &(dyn Fn(usize) + Sync),
+        cache: Option<&dyn EmbeddingCache>,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let Some(cache) = cache else {
+            return self.embed_parallel(texts, batching, progress);
+        };
+        let mut out: Vec<Option<Vec<f32>>> = texts.iter().map(|t| cache.get(t)).collect();
+        let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
+        progress(texts.len() - missing.len());
+        let todo: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
+        let fresh = self.embed_parallel(&todo, batching, progress)?;
+        for (i, v) in missing.into_iter().zip(fresh) {
+            cache.put(texts[i], &v);
+            out[i] = Some(v);
+        }
+        Ok(out
+            .into_iter()
+            .map(|v| v.expect("every text was a hit or has just been embedded"))
+            .collect())
     }
 
     /// Runs the encoder on already tokenised sequences (one batch).

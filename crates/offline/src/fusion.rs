@@ -244,14 +244,24 @@ mod tests {
 
     #[test]
     fn a_win_of_one_email_is_not_clear_enough() {
-        // Half the e-mails have gold first, half second; the reranker is
-        // right on one more than the edge at best.
-        let mut s = samples(40, 21, "confusable_siblings");
-        for x in s.iter_mut().skip(21) {
+        // 20 e-mails with gold second and 20 with gold first that look
+        // the same to both (no fit tells them apart), and one with gold
+        // second that the reranker scores far ahead: the best fusion gets
+        // one more right than the edge.
+        let mut s = samples(20, 20, "confusable_siblings");
+        let mut edge_right = samples(20, 20, "confusable_siblings");
+        for x in &mut edge_right {
             x.gold = Some(0);
         }
+        s.extend(edge_right);
+        let mut strong = samples(1, 1, "confusable_siblings");
+        strong[0].scores = vec![0.0, 40.0];
+        s.extend(strong);
         let f = fit(&s, FitOptions::default());
+        let r = &f.report["confusable_siblings"];
+        assert_eq!((r.edge_right, r.best_fused_right), (20, 21));
         assert_eq!(f.by_reason["confusable_siblings"], FusionFit::EdgeOnly);
+        assert_eq!(r.chosen_right, 20);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the gate in [`calibrate`], the fusion of reranker scores in [`fusion`]),
 //! score a bundle ([`metrics`]), carve dev
 //! splits ([`split`]), write reranker-training candidates ([`candidates`]),
+//! keep embeddings between runs ([`embed_cache`]),
 //! get and prepare models ([`model_store`]) and benchmark the encoder on
 //! ONNX Runtime ([`ort_bench`]), reporting long steps through [`progress`].
 //! The CLI is a thin face over this crate and
@@ -11,6 +12,7 @@
 pub mod build;
 pub mod calibrate;
 pub mod candidates;
+pub mod embed_cache;
 pub mod fusion;
 pub mod inputs;
 pub mod metrics;

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use mailsort_edge::EmbeddingCache;
 use mailsort_offline::fusion::{self, FitOptions, Sample};
 use mailsort_offline::inputs::{self, InputEmail};
 use mailsort_shared::fusion::{FusionFile, RerankerRef};
 use mailsort_shared::types::Decision;
 
 use super::classify::decide_all;
-use super::{ModelArgs, RunArgs, load_classifier};
+use super::{CacheArgs, ModelArgs, RunArgs, load_classifier};
 use crate::backend_client::BackendClient;
 
 #[derive(Args)]
@@ -42,6 +43,8 @@ pub struct CalibrateFusionArgs {
     #[arg(long, default_value_t = FitOptions::default().min_gain_share)]
     min_gain_share: f64,
     #[command(flatten)]
+    cache: CacheArgs,
+    #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
     run: RunArgs,
@@ -64,7 +67,9 @@ pub fn run(args: CalibrateFusionArgs) -> Result<()> {
         })
         .collect();
     let mut decided: Vec<(Decision, String)> = Vec::with_capacity(emails.len());
-    for (id, outcome) in decide_all(&classifier, emails, &args.run)? {
+    let cache = args.cache.open(&classifier);
+    let cache_ref = cache.as_ref().map(|c| c as &dyn EmbeddingCache);
+    for (id, outcome) in decide_all(&classifier, emails, &args.run, cache_ref)? {
         match outcome {
             Ok(d) => decided.push(d),
             Err(err) => bail!("{id}: {err}"),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use mailsort_edge::{EdgeClassifier, EdgeError};
+use mailsort_edge::{EdgeClassifier, EdgeError, EmbeddingCache};
 use mailsort_offline::inputs::{self, InputEmail};
 use mailsort_shared::api::RerankRequest;
 use mailsort_shared::types::{Decision, EmailInput};
@@ -34,16 +34,19 @@ pub struct ClassifyArgs {
 /// Each e-mail's decision and cleaned text, or why it alone failed.
 pub type Outcome = std::result::Result<(Decision, String), String>;
 
-/// Classifies `emails` on all cores with a progress bar. A failure of the
-/// encoder itself stops the run; an unreadable e-mail fails alone.
+/// Classifies `emails` on all cores with a progress bar, taking what
+/// `cache` holds. A failure of the encoder itself stops the run; an
+/// unreadable e-mail fails alone.
 pub fn decide_all(
     classifier: &EdgeClassifier,
     emails: Vec<InputEmail>,
     run: &RunArgs,
+    cache: Option<&dyn EmbeddingCache>,
 ) -> Result<Vec<(String, Outcome)>> {
     let inputs: Vec<(String, EmailInput)> = emails.into_iter().map(|e| (e.id, e.input)).collect();
     let bar = progress::bar(inputs.len(), "classify");
-    let outcomes = classifier.classify_parallel(&inputs, run.batching(), &|n| bar.inc(n as u64));
+    let outcomes =
+        classifier.classify_parallel(&inputs, run.batching(), &|n| bar.inc(n as u64), cache);
     bar.finish_and_clear();
     inputs
         .into_iter()
@@ -67,7 +70,7 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
     let mut out = BufWriter::new(stdout.lock());
     let mut forwarded = args.forwarded_out.as_deref().map(create).transpose()?;
     let mut failed = 0;
-    for (id, outcome) in decide_all(&classifier, emails, &args.run)? {
+    for (id, outcome) in decide_all(&classifier, emails, &args.run, None)? {
         match outcome {
             Ok((d, text)) => {
                 writeln!(out, "{}", serde_json::to_string(&d)?)?;

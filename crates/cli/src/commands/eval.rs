@@ -7,13 +7,14 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
+use mailsort_edge::EmbeddingCache;
 use mailsort_offline::candidates::{self, CandidateRow};
 use mailsort_offline::inputs::{self, InputEmail};
 use mailsort_offline::metrics::{self, EvalReport};
 use mailsort_shared::types::{DecidedBy, Decision};
 
 use super::classify::decide_all;
-use super::{ModelArgs, RunArgs, limit_rows, load_classifier};
+use super::{CacheArgs, ModelArgs, RunArgs, limit_rows, load_classifier};
 use crate::backend_client::BackendClient;
 
 #[derive(Args)]
@@ -43,6 +44,8 @@ pub struct EvalArgs {
     #[arg(long, env = "MAILSORT_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     #[command(flatten)]
+    cache: CacheArgs,
+    #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
     run: RunArgs,
@@ -69,7 +72,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         })
         .collect();
     let mut decided: Vec<(Decision, String)> = Vec::with_capacity(emails.len());
-    for (id, outcome) in decide_all(&classifier, emails, &args.run)? {
+    let cache = args.cache.open(&classifier);
+    let cache_ref = cache.as_ref().map(|c| c as &dyn EmbeddingCache);
+    for (id, outcome) in decide_all(&classifier, emails, &args.run, cache_ref)? {
         match outcome {
             Ok(d) => decided.push(d),
             Err(err) => bail!("{id}: {err}"),

@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use mailsort_edge::{Batching, EdgeClassifier, IndexChoice};
+use mailsort_offline::embed_cache::{self, FileCache};
 use mailsort_shared::bundle::Bundle;
 use mailsort_shared::manifest::ModelDir;
 
@@ -62,6 +63,39 @@ pub struct RunArgs {
 impl RunArgs {
     pub fn batching(&self) -> Batching {
         Batching::threads(self.batch, self.threads)
+    }
+}
+
+/// Whether embeddings are kept between runs.
+#[derive(Args, Clone)]
+pub struct CacheArgs {
+    /// Keep the embeddings of these e-mails' cleaned texts on disk and
+    /// reuse them on the next run with the same encoder and token cap
+    /// (`$MAILSORT_CACHE_DIR/embeddings`, default `~/.cache/mailsort`).
+    #[arg(long)]
+    pub cache_embeddings: bool,
+}
+
+impl CacheArgs {
+    /// The cache for `classifier`'s encoder and token cap, when asked for.
+    pub fn open(&self, classifier: &EdgeClassifier) -> Option<FileCache> {
+        if !self.cache_embeddings {
+            return None;
+        }
+        let dir = embed_cache::default_dir()?;
+        let bundle = classifier.bundle();
+        let cache = FileCache::open(
+            &dir,
+            &bundle.model.onnx_sha256,
+            bundle.clean.token_cap,
+            bundle.model.dim,
+        );
+        eprintln!(
+            "embedding cache {}: {} embeddings",
+            cache.path().display(),
+            cache.len()
+        );
+        Some(cache)
     }
 }
 
