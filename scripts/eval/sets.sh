@@ -41,7 +41,6 @@ prepare() {
   train=$(file_of "$d" train)
   val=$(file_of "$d" val)
   if [ -n "$val" ]; then
-    cp "$train" "$w.train.${train##*.}" && train="$w.train.${train##*.}"
     "$MAILSORT_PYTHON" - "$train" "$val" "$w.dev.jsonl" <<'PY'
 import gzip, json, sys
 train, val, out = sys.argv[1:]

@@ -2,8 +2,10 @@
 //! e-mail (by forward reason), the temperature and edge weight under which
 //! the reranker's scores and the edge's probabilities get the most dev
 //! e-mails right, or the edge alone where the reranker does not beat it by
-//! a clear margin. "Edge only" is always one of the fits, so on the dev
-//! split the backend can never do worse than the edge.
+//! a clear margin: McNemar's test on the e-mails where the two disagree,
+//! one-sided, so that a win of two e-mails in a hundred stays noise. "Edge
+//! only" is always one of the fits, so on the dev split the backend can
+//! never do worse than the edge.
 
 use std::collections::BTreeMap;
 
@@ -62,8 +64,10 @@ impl Sample {
 pub struct FitOptions {
     /// At least this many more dev e-mails right than the edge…
     pub min_gain_emails: usize,
-    /// …and at least this share of the group's e-mails.
-    pub min_gain_share: f64,
+    /// …and a net gain of at least `z` standard deviations of McNemar's
+    /// test: with `b` e-mails only the fusion gets right and `c` only the
+    /// edge does, `b - c >= z * sqrt(b + c)` (1.64: one-sided 5%).
+    pub z: f64,
     /// A reason with fewer dev e-mails than this uses the overall fit.
     pub min_group: usize,
 }
@@ -72,7 +76,7 @@ impl Default for FitOptions {
     fn default() -> Self {
         Self {
             min_gain_emails: 2,
-            min_gain_share: 0.01,
+            z: 1.64,
             min_group: 30,
         }
     }
@@ -175,14 +179,18 @@ fn fit_group(samples: &[Sample], opts: FitOptions) -> (FusionFit, FusionGroupRep
         }
     }
     let (best_right, _, best_fit) = best.expect("the grid is not empty");
-    let needed = opts
-        .min_gain_emails
-        .max((opts.min_gain_share * samples.len() as f64).ceil() as usize);
-    let chosen = if best_right >= edge_right + needed {
-        best_fit
-    } else {
-        FusionFit::EdgeOnly
-    };
+    let (mut only_fused, mut only_edge) = (0usize, 0usize);
+    for s in samples {
+        match (right(s, best_fit), right(s, FusionFit::EdgeOnly)) {
+            (true, false) => only_fused += 1,
+            (false, true) => only_edge += 1,
+            _ => {}
+        }
+    }
+    let net = only_fused as f64 - only_edge as f64;
+    let clear = net >= opts.min_gain_emails as f64
+        && net >= opts.z * ((only_fused + only_edge) as f64).sqrt();
+    let chosen = if clear { best_fit } else { FusionFit::EdgeOnly };
     let chosen_right = if chosen == FusionFit::EdgeOnly {
         edge_right
     } else {
@@ -262,6 +270,30 @@ mod tests {
         assert_eq!((r.edge_right, r.best_fused_right), (20, 21));
         assert_eq!(f.by_reason["confusable_siblings"], FusionFit::EdgeOnly);
         assert_eq!(r.chosen_right, 20);
+    }
+
+    #[test]
+    fn a_net_win_within_noise_is_not_trusted() {
+        // The reranker alone gets 3 right that the edge misses and misses
+        // 1 the edge gets: net +2 of 100, under McNemar's 1.64 sigma.
+        let mut s = samples(3, 3, "low_margin");
+        for x in &mut s {
+            x.scores = vec![0.0, 40.0];
+        }
+        let mut lost = samples(1, 1, "low_margin");
+        lost[0].scores = vec![0.0, 40.0];
+        lost[0].gold = Some(0);
+        s.extend(lost);
+        let mut agree = samples(96, 0, "low_margin");
+        for x in &mut agree {
+            x.scores = vec![40.0, 0.0];
+            x.gold = Some(0);
+        }
+        s.extend(agree);
+        let f = fit(&s, FitOptions::default());
+        let r = &f.report["low_margin"];
+        assert_eq!((r.edge_right, r.best_fused_right), (97, 99));
+        assert_eq!(f.by_reason["low_margin"], FusionFit::EdgeOnly);
     }
 
     #[test]

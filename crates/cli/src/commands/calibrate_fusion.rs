@@ -39,9 +39,10 @@ pub struct CalibrateFusionArgs {
     /// before it is trusted on a kind of e-mail.
     #[arg(long, default_value_t = FitOptions::default().min_gain_emails)]
     min_gain_emails: usize,
-    /// …and at least this share of that kind's dev e-mails.
-    #[arg(long, default_value_t = FitOptions::default().min_gain_share)]
-    min_gain_share: f64,
+    /// …with a net gain of at least this many standard deviations of
+    /// McNemar's test on the e-mails where edge and reranker disagree.
+    #[arg(long, default_value_t = FitOptions::default().z)]
+    min_gain_z: f64,
     #[command(flatten)]
     cache: CacheArgs,
     #[command(flatten)]
@@ -96,7 +97,7 @@ pub fn run(args: CalibrateFusionArgs) -> Result<()> {
         .collect();
     let opts = FitOptions {
         min_gain_emails: args.min_gain_emails,
-        min_gain_share: args.min_gain_share,
+        z: args.min_gain_z,
         ..FitOptions::default()
     };
     let fitted = fusion::fit(&samples, opts);
