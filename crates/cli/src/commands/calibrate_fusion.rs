@@ -6,13 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use mailsort_edge::EmbeddingCache;
 use mailsort_offline::fusion::{self, FitOptions, Sample};
-use mailsort_offline::inputs::{self, InputEmail};
+use mailsort_offline::inputs;
 use mailsort_shared::fusion::{FusionFile, RerankerRef};
-use mailsort_shared::types::Decision;
 
-use super::classify::decide_all;
+use super::classify::{Labelled, decide_labelled};
 use super::{CacheArgs, ModelArgs, RunArgs, load_classifier};
 use crate::backend_client::BackendClient;
 
@@ -55,27 +53,7 @@ pub fn run(args: CalibrateFusionArgs) -> Result<()> {
     let backend = BackendClient::new(&args.backend, args.api_key.as_deref())?;
     let classifier = load_classifier(&args.bundle, &args.model)?;
     let rows = inputs::read_labelled(&args.dev, true)?;
-    let gold: Vec<String> = rows
-        .iter()
-        .map(|r| r.label.clone().unwrap_or_default())
-        .collect();
-    let emails: Vec<InputEmail> = rows
-        .iter()
-        .map(|r| InputEmail {
-            id: r.id.clone(),
-            input: r.input(),
-            label: r.label.clone(),
-        })
-        .collect();
-    let mut decided: Vec<(Decision, String)> = Vec::with_capacity(emails.len());
-    let cache = args.cache.open(&classifier);
-    let cache_ref = cache.as_ref().map(|c| c as &dyn EmbeddingCache);
-    for (id, outcome) in decide_all(&classifier, emails, &args.run, cache_ref)? {
-        match outcome {
-            Ok(d) => decided.push(d),
-            Err(err) => bail!("{id}: {err}"),
-        }
-    }
+    let Labelled { decided, gold } = decide_labelled(&classifier, &rows, &args.run, &args.cache)?;
     let bundle_id = classifier.bundle().id.clone();
     let reranked = backend.rerank_forwarded(&bundle_id, &decided)?;
     let Some(info) = reranked.info else {

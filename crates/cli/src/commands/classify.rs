@@ -4,14 +4,15 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use mailsort_edge::{EdgeClassifier, EdgeError, EmbeddingCache};
 use mailsort_offline::inputs::{self, InputEmail};
 use mailsort_shared::api::RerankRequest;
+use mailsort_shared::dataset::LabelledEmail;
 use mailsort_shared::types::{Decision, EmailInput};
 
-use super::{ModelArgs, RunArgs, load_classifier};
+use super::{CacheArgs, ModelArgs, RunArgs, load_classifier};
 use crate::progress;
 
 #[derive(Args)]
@@ -33,6 +34,13 @@ pub struct ClassifyArgs {
 
 /// Each e-mail's decision and cleaned text, or why it alone failed.
 pub type Outcome = std::result::Result<(Decision, String), String>;
+
+/// Labelled e-mails classified: each one's decision and cleaned text, and
+/// the gold labels, in input order.
+pub struct Labelled {
+    pub decided: Vec<(Decision, String)>,
+    pub gold: Vec<String>,
+}
 
 /// Classifies `emails` on all cores with a progress bar, taking what
 /// `cache` holds. A failure of the encoder itself stops the run; an
@@ -57,6 +65,40 @@ pub fn decide_all(
             Err(e) => Ok((id, Err(e.to_string()))),
         })
         .collect()
+}
+
+/// Classifies labelled `rows` (with the embedding cache when asked for):
+/// each e-mail's decision and cleaned text, and its gold label. Any e-mail
+/// that cannot be classified stops the run: a score over fewer e-mails
+/// than the set holds would mislead.
+pub fn decide_labelled(
+    classifier: &EdgeClassifier,
+    rows: &[LabelledEmail],
+    run: &RunArgs,
+    cache: &CacheArgs,
+) -> Result<Labelled> {
+    let gold: Vec<String> = rows
+        .iter()
+        .map(|r| r.label.clone().unwrap_or_default())
+        .collect();
+    let emails: Vec<InputEmail> = rows
+        .iter()
+        .map(|r| InputEmail {
+            id: r.id.clone(),
+            input: r.input(),
+            label: r.label.clone(),
+        })
+        .collect();
+    let cache = cache.open(classifier);
+    let cache_ref = cache.as_ref().map(|c| c as &dyn EmbeddingCache);
+    let mut decided = Vec::with_capacity(emails.len());
+    for (id, outcome) in decide_all(classifier, emails, run, cache_ref)? {
+        match outcome {
+            Ok(d) => decided.push(d),
+            Err(err) => bail!("{id}: {err}"),
+        }
+    }
+    Ok(Labelled { decided, gold })
 }
 
 pub fn run(args: ClassifyArgs) -> Result<()> {

@@ -5,15 +5,14 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
-use mailsort_edge::EmbeddingCache;
 use mailsort_offline::candidates::{self, CandidateRow};
-use mailsort_offline::inputs::{self, InputEmail};
+use mailsort_offline::inputs;
 use mailsort_offline::metrics::{self, EvalReport};
 use mailsort_shared::types::{DecidedBy, Decision};
 
-use super::classify::decide_all;
+use super::classify::{Labelled, decide_labelled};
 use super::{CacheArgs, ModelArgs, RunArgs, limit_rows, load_classifier};
 use crate::backend_client::BackendClient;
 
@@ -59,27 +58,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .transpose()?;
     let classifier = load_classifier(&args.bundle, &args.model)?;
     let rows = limit_rows(inputs::read_labelled(&args.test, true)?, args.limit);
-    let gold: Vec<String> = rows
-        .iter()
-        .map(|r| r.label.clone().unwrap_or_default())
-        .collect();
-    let emails: Vec<InputEmail> = rows
-        .iter()
-        .map(|r| InputEmail {
-            id: r.id.clone(),
-            input: r.input(),
-            label: r.label.clone(),
-        })
-        .collect();
-    let mut decided: Vec<(Decision, String)> = Vec::with_capacity(emails.len());
-    let cache = args.cache.open(&classifier);
-    let cache_ref = cache.as_ref().map(|c| c as &dyn EmbeddingCache);
-    for (id, outcome) in decide_all(&classifier, emails, &args.run, cache_ref)? {
-        match outcome {
-            Ok(d) => decided.push(d),
-            Err(err) => bail!("{id}: {err}"),
-        }
-    }
+    let Labelled { decided, gold } = decide_labelled(&classifier, &rows, &args.run, &args.cache)?;
     if let Some(path) = &args.candidates_out {
         let taxonomy = &classifier.bundle().taxonomy;
         let rows: Vec<CandidateRow> = decided
