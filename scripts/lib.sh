@@ -5,8 +5,8 @@ export MAILSORT_PYTHON="${MAILSORT_PYTHON:-$PWD/.venv/bin/python}"
 export MAILSORT_MODEL_DIR="${MAILSORT_MODEL_DIR:-$PWD/models/all-MiniLM-L6-v2}"
 export MAILSORT_DATASETS="${MAILSORT_DATASETS:-$(cd .. && pwd)/shared/datasets}"
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(ls "$PWD"/.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | head -1)}"
-MAILSORT="$CARGO_TARGET_DIR/release/mailsort"
-BACKEND="$CARGO_TARGET_DIR/release/mailsort-backend"
+MAILSORT="${MAILSORT:-$CARGO_TARGET_DIR/release/mailsort}"
+BACKEND="${BACKEND:-$CARGO_TARGET_DIR/release/mailsort-backend}"
 
 # wait_ready PORT PID LOG: until the backend on PORT answers /ready (at most
 # 120 s); if its process PID dies first, print its LOG and exit 1.

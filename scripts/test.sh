@@ -24,5 +24,8 @@ scripts/test/wasm.sh
 scripts/test/browser.sh
 # The edge Worker in local workerd (wrangler dev), with a real backend on loopback.
 scripts/test/worker.sh
+# Real mailboxes: a local Maildir and Dovecot over IMAP, sorted through a
+# real backend, with a kill mid-run and a backend outage.
+scripts/test/mailbox.sh
 # The backend's API, fuzzed from its OpenAPI document: no 5xx (bounded).
 MAX_TIME=${SCHEMATHESIS_MAX_TIME:-60} scripts/test/schemathesis.sh

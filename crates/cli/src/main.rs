@@ -9,7 +9,8 @@ mod progress;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    bench, bench_exemplars, build, calibrate, calibrate_fusion, classify, eval, models, split,
+    bench, bench_exemplars, build, calibrate, calibrate_fusion, classify, eval, export, import,
+    models, sort, split,
 };
 
 /// Sorts e-mail into your labels, on your machine.
@@ -36,6 +37,13 @@ enum Command {
     /// Fit how the backend fuses a bundle's forwarded e-mails, on a dev
     /// split, with the reranker that serves it (writes NAME.fusion.json).
     CalibrateFusion(calibrate_fusion::CalibrateFusionArgs),
+    /// Read labelled mail from a mailbox (Maildir, mbox, Takeout, IMAP):
+    /// the summary, and optionally labelled JSONL.
+    Import(import::ImportCmdArgs),
+    /// Write labelled JSONL as a mailbox, or as an INBOX to sort.
+    Export(export::ExportArgs),
+    /// File new INBOX mail into label folders (a local Maildir or IMAP).
+    Sort(sort::SortArgs),
     /// Carve a stratified dev split out of a labelled file.
     Split(split::SplitArgs),
     /// E-mails per second of the INT8 encoder: tract against ONNX Runtime.
@@ -53,6 +61,9 @@ fn main() {
         Command::Eval(a) => eval::run(a),
         Command::Calibrate(a) => calibrate::run(a),
         Command::CalibrateFusion(a) => calibrate_fusion::run(a),
+        Command::Import(a) => import::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Sort(a) => sort::run(a),
         Command::Split(a) => split::run(a),
         Command::Bench(a) => bench::run(a),
         Command::BenchExemplars(a) => bench_exemplars::run(a),

@@ -128,10 +128,7 @@ pub fn build_bundle(
     let tokenizer_json = String::from_utf8_lossy(&read(model.tokenizer())?).into_owned();
     let embedder = Embedder::new(&onnx, &tokenizer_json, clean_cfg.token_cap)?;
 
-    let texts: Vec<String> = rows
-        .iter()
-        .map(|r| clean::clean_pair(&r.subject, &r.body, &clean_cfg).text)
-        .collect();
+    let texts: Vec<String> = rows.iter().map(|r| r.cleaned_text(&clean_cfg)).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     progress.note(&format!("embedding {} training e-mails…", refs.len()));
     let x = progress::embed(&embedder, &refs, opts.batching, "train", progress)?;

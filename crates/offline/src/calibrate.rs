@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use mailsort_edge::classifier::top_k;
 use mailsort_edge::{Batching, EdgeClassifier, EmbedError};
 use mailsort_shared::bundle::{Bundle, softmax};
-use mailsort_shared::clean;
 use mailsort_shared::dataset::LabelledEmail;
 use mailsort_shared::gate::{GateConfig, GateOutcome};
 use mailsort_shared::taxonomy::Taxonomy;
@@ -55,10 +54,7 @@ pub fn calibrate_on_dev(
         return Err(CalibrateError::UnknownLabels(unknown.join(", ")));
     }
     let cfg = classifier.bundle().clean;
-    let texts: Vec<String> = rows
-        .iter()
-        .map(|r| clean::clean_pair(&r.subject, &r.body, &cfg).text)
-        .collect();
+    let texts: Vec<String> = rows.iter().map(|r| r.cleaned_text(&cfg)).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let x = progress::embed(classifier.embedder(), &refs, batching, "dev", progress)?;
     let mut temperature = None;

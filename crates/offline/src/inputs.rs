@@ -115,12 +115,7 @@ fn from_jsonl_bytes(bytes: &[u8], name: &str) -> Result<Vec<InputEmail>, InputEr
 }
 
 fn from_labelled(row: LabelledEmail) -> InputEmail {
-    // A row with only `raw` is classified from the raw message; a row with a
-    // subject or body from those (raw headers would leak the sender).
-    let input = match (&row.raw, row.subject.is_empty() && row.body.is_empty()) {
-        (Some(raw), true) => EmailInput::Raw { raw: raw.clone() },
-        _ => row.input(),
-    };
+    let input = row.input();
     InputEmail {
         id: row.id,
         input,

@@ -25,13 +25,32 @@ pub struct LabelledEmail {
 }
 
 impl LabelledEmail {
-    /// What the classifier reads: subject and body. `raw` is deliberately not
-    /// used, since its sender headers leak labels.
+    /// What the classifier reads: subject and body where the row has them.
+    /// `raw` is then deliberately not used, since its sender headers can
+    /// leak labels (20 Newsgroups). A row with only `raw` (mail imported
+    /// from a mailbox) is read from the raw message, which cleaning strips
+    /// of headers, quotes and signatures.
     pub fn input(&self) -> EmailInput {
-        EmailInput::Pair {
-            subject: self.subject.clone(),
-            body: self.body.clone(),
+        match &self.raw {
+            Some(raw) if self.subject.is_empty() && self.body.is_empty() => {
+                EmailInput::Raw { raw: raw.clone() }
+            }
+            _ => EmailInput::Pair {
+                subject: self.subject.clone(),
+                body: self.body.clone(),
+            },
         }
+    }
+}
+
+impl LabelledEmail {
+    /// The cleaned text that training and calibration read, by the same
+    /// rule as `input`. A raw message that cannot be cleaned reads as empty
+    /// (importers already skip what is not a message).
+    pub fn cleaned_text(&self, config: &crate::clean::CleanConfig) -> String {
+        crate::clean::clean(&self.input(), config)
+            .map(|c| c.text)
+            .unwrap_or_default()
     }
 }
 

@@ -7,11 +7,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mailsort_offline::build::{self, BuildOptions};
 use mailsort_offline::calibrate::Target;
+use mailsort_offline::candidates;
 use mailsort_offline::train::TrainOptions;
-use mailsort_offline::{candidates, inputs};
 use mailsort_shared::taxonomy::Taxonomy;
 
-use super::{ModelArgs, RunArgs, limit_rows};
+use super::{ImportArgs, ModelArgs, RunArgs, limit_rows, read_labelled};
 use crate::progress::Bars;
 
 #[derive(Args)]
@@ -59,6 +59,8 @@ pub struct BuildArgs {
     model: ModelArgs,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    import: ImportArgs,
 }
 
 pub fn run(args: BuildArgs) -> Result<()> {
@@ -79,7 +81,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
         label_examples: args.label_examples,
         batching: args.run.batching(),
     };
-    let rows = limit_rows(inputs::read_labelled(&args.train, true)?, args.limit);
+    let rows = limit_rows(read_labelled(&args.train, &args.import)?, args.limit);
     let taxonomy = match &args.taxonomy {
         Some(p) => {
             let text = fs::read_to_string(p)

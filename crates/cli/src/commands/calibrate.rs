@@ -7,9 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use mailsort_offline::calibrate::{self, Target};
-use mailsort_offline::inputs;
 
-use super::{ModelArgs, RunArgs, load_classifier};
+use super::{ImportArgs, ModelArgs, RunArgs, load_classifier, read_labelled};
 use crate::progress::Bars;
 
 #[derive(Args)]
@@ -34,6 +33,8 @@ pub struct CalibrateArgs {
     model: ModelArgs,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    import: ImportArgs,
 }
 
 pub fn run(args: CalibrateArgs) -> Result<()> {
@@ -43,7 +44,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         (None, None) => Target::ForwardRate(0.15),
     };
     let mut classifier = load_classifier(&args.bundle, &args.model)?;
-    let rows = inputs::read_labelled(&args.dev, true)?;
+    let rows = read_labelled(&args.dev, &args.import)?;
     let mut done = calibrate::calibrate_on_dev(
         &mut classifier,
         &rows,

@@ -7,11 +7,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use mailsort_offline::fusion::{self, FitOptions, Sample};
-use mailsort_offline::inputs;
 use mailsort_shared::fusion::{FusionFile, RerankerRef};
 
 use super::classify::{Labelled, decide_labelled};
-use super::{CacheArgs, ModelArgs, RunArgs, load_classifier};
+use super::{CacheArgs, ImportArgs, ModelArgs, RunArgs, load_classifier, read_labelled};
 use crate::backend_client::BackendClient;
 
 #[derive(Args)]
@@ -47,12 +46,14 @@ pub struct CalibrateFusionArgs {
     model: ModelArgs,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    import: ImportArgs,
 }
 
 pub fn run(args: CalibrateFusionArgs) -> Result<()> {
     let backend = BackendClient::new(&args.backend, args.api_key.as_deref())?;
     let classifier = load_classifier(&args.bundle, &args.model)?;
-    let rows = inputs::read_labelled(&args.dev, true)?;
+    let rows = read_labelled(&args.dev, &args.import)?;
     let Labelled { decided, gold } = decide_labelled(&classifier, &rows, &args.run, &args.cache)?;
     let bundle_id = classifier.bundle().id.clone();
     let reranked = backend.rerank_forwarded(&bundle_id, &decided)?;

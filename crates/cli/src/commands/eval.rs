@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use mailsort_offline::candidates::{self, CandidateRow};
-use mailsort_offline::inputs;
 use mailsort_offline::metrics::{self, EvalReport};
 use mailsort_shared::types::{DecidedBy, Decision};
 
 use super::classify::{Labelled, decide_labelled};
-use super::{CacheArgs, ModelArgs, RunArgs, limit_rows, load_classifier};
+use super::{
+    CacheArgs, ImportArgs, ModelArgs, RunArgs, limit_rows, load_classifier, read_labelled,
+};
 use crate::backend_client::BackendClient;
 
 #[derive(Args)]
@@ -48,6 +49,8 @@ pub struct EvalArgs {
     model: ModelArgs,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    import: ImportArgs,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -57,7 +60,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .map(|url| BackendClient::new(url, args.api_key.as_deref()))
         .transpose()?;
     let classifier = load_classifier(&args.bundle, &args.model)?;
-    let rows = limit_rows(inputs::read_labelled(&args.test, true)?, args.limit);
+    let rows = limit_rows(read_labelled(&args.test, &args.import)?, args.limit);
     let Labelled { decided, gold } = decide_labelled(&classifier, &rows, &args.run, &args.cache)?;
     if let Some(path) = &args.candidates_out {
         let taxonomy = &classifier.bundle().taxonomy;

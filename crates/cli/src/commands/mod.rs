@@ -8,7 +8,10 @@ pub mod calibrate;
 pub mod calibrate_fusion;
 pub mod classify;
 pub mod eval;
+pub mod export;
+pub mod import;
 pub mod models;
+pub mod sort;
 pub mod split;
 
 use std::fs;
@@ -18,8 +21,14 @@ use anyhow::{Context, Result};
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use mailsort_edge::{Batching, EdgeClassifier, IndexChoice};
+use mailsort_mailbox::folders::FolderFilter;
+use mailsort_mailbox::imap::{self, ImapAccount};
+use mailsort_mailbox::import as mailbox_import;
+use mailsort_mailbox::{ImportOptions, ImportSummary};
 use mailsort_offline::embed_cache::{self, FileCache};
+use mailsort_offline::inputs;
 use mailsort_shared::bundle::Bundle;
+use mailsort_shared::dataset::LabelledEmail;
 use mailsort_shared::manifest::ModelDir;
 
 /// Where the prepared encoder lives, and how exemplars are searched.
@@ -130,4 +139,138 @@ pub fn limit_rows<T>(mut rows: Vec<T>, limit: Option<usize>) -> Vec<T> {
         rows.truncate(n);
     }
     rows
+}
+
+/// How labelled mail is read when it is a mailbox rather than JSONL.
+#[derive(Args, Clone)]
+pub struct ImportArgs {
+    /// Also learn from this folder (a label such as `Archive` or
+    /// `Work/Old`), even if it is left out by default. Repeatable.
+    #[arg(long = "include-folder", value_name = "FOLDER")]
+    pub include: Vec<String>,
+    /// Leave this folder (and its children) out. Repeatable. INBOX, Sent,
+    /// Drafts, Trash, Junk and Spam are left out by default.
+    #[arg(long = "exclude-folder", value_name = "FOLDER")]
+    pub exclude: Vec<String>,
+    /// Labels with fewer messages are reported and left out.
+    #[arg(long, default_value_t = 2)]
+    pub min_per_label: usize,
+    /// Messages larger than this are skipped.
+    #[arg(long, default_value_t = 25)]
+    pub max_message_mb: u64,
+    #[command(flatten)]
+    pub imap: ImapArgs,
+}
+
+/// How to reach an IMAP account given as `imaps://USER@HOST[:PORT]`.
+#[derive(Args, Clone)]
+pub struct ImapArgs {
+    /// The account's password (or app password).
+    #[arg(long, env = "MAILSORT_IMAP_PASSWORD", hide_env_values = true)]
+    pub imap_password: Option<String>,
+    /// Read the password from this file instead.
+    #[arg(long)]
+    pub imap_password_file: Option<PathBuf>,
+    /// Trust these CA certificates (PEM) too, e.g. a self-signed server's.
+    #[arg(long)]
+    pub imap_ca_file: Option<PathBuf>,
+    /// Allow `imap://` without TLS. Only loopback hosts are accepted.
+    #[arg(long)]
+    pub allow_plaintext: bool,
+}
+
+impl ImapArgs {
+    /// The account an `imap(s)://` address names, with its password.
+    pub fn account(&self, url: &str) -> Result<ImapAccount> {
+        let password = match (&self.imap_password, &self.imap_password_file) {
+            (_, Some(f)) => fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+            (Some(p), None) => p.clone(),
+            (None, None) => return Err(mailsort_mailbox::MailboxError::NoPassword.into()),
+        };
+        Ok(ImapAccount::from_url(
+            url,
+            password,
+            self.allow_plaintext,
+            self.imap_ca_file.clone(),
+        )?)
+    }
+}
+
+impl ImportArgs {
+    pub fn options(&self) -> ImportOptions {
+        let mut filter = FolderFilter::default();
+        filter.include.extend(self.include.iter().cloned());
+        filter.exclude.extend(self.exclude.iter().cloned());
+        ImportOptions {
+            filter,
+            min_per_label: self.min_per_label,
+            max_message_bytes: self.max_message_mb * 1024 * 1024,
+        }
+    }
+}
+
+/// Labelled mail from `source`: JSONL (`.jsonl`, `.jsonl.gz`), a local
+/// mailbox (Maildir++, a folder of Maildirs, a folder of mbox files, a Gmail
+/// Takeout mbox) or an IMAP account (`imaps://USER@HOST`). A mailbox's
+/// summary goes to standard error.
+pub fn read_labelled(source: &Path, args: &ImportArgs) -> Result<Vec<LabelledEmail>> {
+    let name = source.to_string_lossy();
+    let imported = if imap::is_imap_url(&name) {
+        imap::import_imap(&args.imap.account(&name)?, &args.options())?
+    } else if name.ends_with(".jsonl") || name.ends_with(".jsonl.gz") || name.ends_with(".json") {
+        return Ok(inputs::read_labelled(source, true)?);
+    } else {
+        mailbox_import::import_path(source, &args.options())?
+    };
+    print_summary(&imported.summary);
+    anyhow::ensure!(
+        !imported.rows.is_empty(),
+        "{}: no labelled messages were read (see the summary above)",
+        name
+    );
+    Ok(imported.rows)
+}
+
+/// The import summary, for people: per label, what was left out and why.
+pub fn print_summary(s: &ImportSummary) {
+    eprintln!(
+        "read {} messages in {} labels from {} ({:?})",
+        s.kept(),
+        s.per_label.len(),
+        s.source,
+        s.format
+    );
+    for (label, n) in &s.per_label {
+        eprintln!("  {n:>6}  {label}");
+    }
+    if !s.too_few.is_empty() {
+        eprintln!("labels with too few messages to learn (left out):");
+        for (label, n) in &s.too_few {
+            eprintln!("  {n:>6}  {label}");
+        }
+    }
+    if !s.folders_left_out.is_empty() {
+        eprintln!("folders left out: {}", s.folders_left_out.join(", "));
+    }
+    if s.duplicates > 0 {
+        eprintln!(
+            "{} copies of messages already read (same Message-ID) counted once",
+            s.duplicates
+        );
+    }
+    if !s.skipped.is_empty() {
+        eprintln!("skipped {}:", s.skipped.len());
+        for k in s.skipped.iter().take(20) {
+            eprintln!("  {}: {}", k.at, k.reason);
+        }
+        if s.skipped.len() > 20 {
+            eprintln!(
+                "  … and {} more (mailsort import --summary-out FILE lists all)",
+                s.skipped.len() - 20
+            );
+        }
+    }
 }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use mailsort_offline::{inputs, split};
+use mailsort_offline::split;
+
+use super::{ImportArgs, read_labelled};
 
 #[derive(Args)]
 pub struct SplitArgs {
@@ -20,6 +22,8 @@ pub struct SplitArgs {
     dev_out: PathBuf,
     #[arg(long, default_value_t = 13)]
     seed: u64,
+    #[command(flatten)]
+    import: ImportArgs,
 }
 
 pub fn run(args: SplitArgs) -> Result<()> {
@@ -29,7 +33,7 @@ pub fn run(args: SplitArgs) -> Result<()> {
             args.dev_fraction
         );
     }
-    let rows = inputs::read_labelled(&args.input, true)?;
+    let rows = read_labelled(&args.input, &args.import)?;
     let (train, dev) = split::stratified(rows, args.dev_fraction, args.seed);
     for (path, rows) in [(&args.train_out, &train), (&args.dev_out, &dev)] {
         let mut w = BufWriter::new(
