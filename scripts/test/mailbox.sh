@@ -214,13 +214,16 @@ PY
   "$MAILSORT" import "imaps://alice@localhost:$IMAPS_PORT" --imap-ca-file "$W/ca.pem" 2> "$W/imaps.txt" \
     || { cat "$W/imaps.txt"; fail "IMAPS import"; }
   grep -q "read 240 messages" "$W/imaps.txt" || fail "IMAPS import read too little"
+  "$MAILSORT" import "imap://alice@localhost:$IMAP_PORT" --imap-ca-file "$W/ca.pem" 2> "$W/starttls.txt" \
+    || { cat "$W/starttls.txt"; fail "STARTTLS import"; }
+  grep -q "read 240 messages" "$W/starttls.txt" || fail "STARTTLS import read too little"
   if "$MAILSORT" import "imaps://alice@localhost:$IMAPS_PORT" 2> "$W/err.txt"; then fail "an untrusted certificate was accepted"; fi
   grep -q "TLS with localhost failed" "$W/err.txt" || { cat "$W/err.txt"; fail "no TLS error"; }
   if MAILSORT_IMAP_PASSWORD=wrong "$MAILSORT" import "$IMAP" --allow-plaintext 2> "$W/err.txt"; then fail "a wrong password was accepted"; fi
   grep -q "rejected the login for alice" "$W/err.txt" || { cat "$W/err.txt"; fail "no login error"; }
   if "$MAILSORT" import imap://alice@example.com --allow-plaintext 2> "$W/err.txt"; then fail "plain text off loopback"; fi
   grep -q "refusing plain-text IMAP" "$W/err.txt" || { cat "$W/err.txt"; fail "no plain-text refusal"; }
-  echo "IMAPS with a trusted CA, an untrusted certificate, a wrong password, plain text off loopback: as expected" >&2
+  echo "IMAPS and STARTTLS with a trusted CA, an untrusted certificate, a wrong password, plain text off loopback: as expected" >&2
 
   step "Dovecot: sort with MOVE; kill mid-run, backend outage"
   : > "$W/ids"

@@ -173,6 +173,37 @@ impl EdgeClassifier {
         }
     }
 
+    /// How far a decision's margin clears its gate threshold (what a
+    /// forward budget watches; −∞ for an e-mail with no text).
+    pub fn slack(&self, decision: &Decision) -> f32 {
+        if matches!(decision.forward_reason, Some(ForwardReason::EmptyText)) {
+            return f32::NEG_INFINITY;
+        }
+        self.bundle
+            .gate
+            .slack(&decision.candidates, &self.bundle.taxonomy)
+    }
+
+    /// Decides again with every gate threshold shifted by `offset` (a
+    /// forward budget's): keeps or forwards the same candidates.
+    pub fn regate(&self, decision: &mut Decision, offset: f32) {
+        if matches!(decision.forward_reason, Some(ForwardReason::EmptyText)) {
+            return;
+        }
+        let outcome =
+            self.bundle
+                .gate
+                .decide_shifted(&decision.candidates, &self.bundle.taxonomy, offset);
+        let (decided_by, forward_reason) = match outcome {
+            GateOutcome::Keep => (DecidedBy::Edge, None),
+            GateOutcome::Forward(r) => (DecidedBy::Backend, Some(r)),
+        };
+        decision.decided_by = decided_by;
+        decision.forward_reason = forward_reason;
+        decision.provisional = false;
+        decision.mark_provisional();
+    }
+
     /// Top-k candidates and the gate's decision for one embedding.
     pub fn decide(&self, id: &str, embedding: &[f32], empty_text: bool) -> Decision {
         let probs = self.probabilities(embedding);

@@ -59,6 +59,39 @@ impl GateConfig {
 
     /// Decides from candidates sorted by falling probability.
     pub fn decide(&self, candidates: &[Candidate], taxonomy: &Taxonomy) -> GateOutcome {
+        self.decide_shifted(candidates, taxonomy, 0.0)
+    }
+
+    /// How far the margin clears the threshold that applies (negative:
+    /// forwarded by the calibrated gate; −∞ without candidates). A forward
+    /// budget compares this with its offset.
+    pub fn slack(&self, candidates: &[Candidate], taxonomy: &Taxonomy) -> f32 {
+        let Some(first) = candidates.first() else {
+            return f32::NEG_INFINITY;
+        };
+        let (second, p2) = candidates
+            .get(1)
+            .map(|c| (c.label.as_str(), c.probability))
+            .unwrap_or(("", 0.0));
+        let threshold = *self
+            .per_label
+            .get(&first.label)
+            .unwrap_or(&self.margin_threshold);
+        let applies = if !second.is_empty() && self.confusable(&first.label, second, taxonomy) {
+            self.confusable_threshold.max(threshold)
+        } else {
+            threshold
+        };
+        first.probability - p2 - applies
+    }
+
+    /// `decide` with every threshold raised by `offset` (a forward budget's).
+    pub fn decide_shifted(
+        &self,
+        candidates: &[Candidate],
+        taxonomy: &Taxonomy,
+        offset: f32,
+    ) -> GateOutcome {
         let Some(first) = candidates.first() else {
             return GateOutcome::Forward(ForwardReason::EmptyText);
         };
@@ -67,19 +100,20 @@ impl GateConfig {
             .map(|c| (c.label.as_str(), c.probability))
             .unwrap_or(("", 0.0));
         let margin = first.probability - p2;
-        let threshold = *self
+        let threshold = self
             .per_label
             .get(&first.label)
-            .unwrap_or(&self.margin_threshold);
+            .unwrap_or(&self.margin_threshold)
+            + offset;
         if !second_label.is_empty()
             && self.confusable(&first.label, second_label, taxonomy)
-            && margin < self.confusable_threshold.max(threshold)
+            && margin < (self.confusable_threshold + offset).max(threshold)
         {
             return GateOutcome::Forward(ForwardReason::ConfusableSiblings {
                 first: first.label.clone(),
                 second: second_label.to_string(),
                 margin,
-                threshold: self.confusable_threshold.max(threshold),
+                threshold: (self.confusable_threshold + offset).max(threshold),
             });
         }
         if margin < threshold {
@@ -132,6 +166,20 @@ mod tests {
             gate.decide(&[c("c", 0.8), c("a", 0.1)], &tax),
             GateOutcome::Forward(_)
         ));
+        // The slack is the margin over the threshold that applies, and a
+        // forward budget's offset shifts every threshold alike.
+        let s = gate.slack(&[c("a", 0.7), c("c", 0.2)], &tax);
+        assert!((s - 0.2).abs() < 1e-6, "{s}");
+        assert!(matches!(
+            gate.decide_shifted(&[c("a", 0.7), c("c", 0.2)], &tax, 0.25),
+            GateOutcome::Forward(ForwardReason::LowMargin { .. })
+        ));
+        let s = gate.slack(&[c("a", 0.7), c("b", 0.2)], &tax);
+        assert!((s - (0.5 - 0.6)).abs() < 1e-6, "{s}");
+        assert_eq!(
+            gate.decide_shifted(&[c("a", 0.7), c("b", 0.2)], &tax, -0.2),
+            GateOutcome::Keep
+        );
         gate.confusable_pairs.push(("c".into(), "a".into()));
         assert!(gate.confusable("a", "c", &tax));
         assert!(matches!(

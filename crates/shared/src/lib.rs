@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod budget;
 pub mod bundle;
 pub mod clean;
 pub mod dataset;

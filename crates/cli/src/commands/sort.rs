@@ -17,6 +17,7 @@ use mailsort_mailbox::message;
 use mailsort_mailbox::sort::{
     self, Action, BackendDown, Decider, Mode, Pending, SortOptions, Store, Verdict,
 };
+use mailsort_shared::budget::ForwardBudget;
 use mailsort_shared::types::{DecidedBy, EmailInput};
 
 use super::{ImapArgs, ModelArgs, RunArgs, load_classifier};
@@ -83,6 +84,13 @@ pub struct SortArgs {
     /// Messages classified together.
     #[arg(long, default_value_t = 32)]
     sort_batch: usize,
+    /// Hold this share of mail forwarded to the backend (a running
+    /// quantile over the last --budget-window messages) instead of the
+    /// bundle's fixed thresholds.
+    #[arg(long)]
+    forward_budget: Option<f32>,
+    #[arg(long, default_value_t = 500)]
+    budget_window: usize,
     #[command(flatten)]
     imap: ImapArgs,
     #[command(flatten)]
@@ -94,6 +102,7 @@ pub struct SortArgs {
 /// The edge, then the backend for what the edge forwards.
 struct EdgeThenBackend {
     classifier: EdgeClassifier,
+    budget: Option<ForwardBudget>,
     backend: Option<BackendClient>,
     run: RunArgs,
 }
@@ -128,6 +137,13 @@ impl Decider for EdgeThenBackend {
                     decided.push(d);
                 }
                 Err(e) => verdicts.push(Some(Verdict::Unreadable(e.to_string()))),
+            }
+        }
+        if let Some(budget) = self.budget.as_mut() {
+            for (d, _) in decided.iter_mut() {
+                let slack = self.classifier.slack(d);
+                self.classifier.regate(d, budget.offset());
+                budget.observe(slack);
             }
         }
         let edge_labels: Vec<String> = decided.iter().map(|(d, _)| d.label.clone()).collect();
@@ -245,8 +261,13 @@ pub fn run(args: SortArgs) -> Result<()> {
         ),
         None => Box::new(std::io::stdout()),
     };
+    let budget = args
+        .forward_budget
+        .map(|t| ForwardBudget::new(t, args.budget_window))
+        .transpose()?;
     let mut decider = EdgeThenBackend {
         classifier,
+        budget,
         backend,
         run: args.run.clone(),
     };
