@@ -22,6 +22,8 @@ scripts/test/training.sh
 scripts/test/wasm.sh
 # The browser extension in Debian's Chromium, with a real backend on loopback.
 scripts/test/browser.sh
+# The evaluation report (eval --report) in Chromium, checked against the run's JSON.
+scripts/test/report.sh
 # The edge Worker in local workerd (wrangler dev), with a real backend on loopback.
 scripts/test/worker.sh
 # Real mailboxes: a local Maildir and Dovecot over IMAP, sorted through a
@@ -29,3 +31,8 @@ scripts/test/worker.sh
 scripts/test/mailbox.sh
 # The backend's API, fuzzed from its OpenAPI document: no 5xx (bounded).
 MAX_TIME=${SCHEMATHESIS_MAX_TIME:-60} scripts/test/schemathesis.sh
+# Every benchmark in its quick form, collected into a results file that
+# `mailsort plan` must read (kept under out/, not committed).
+RESULTS=out/bench/ci-results scripts/bench/all.sh --quick > out/bench-quick.log 2>&1 \
+  || { tail -40 out/bench-quick.log; echo "the quick benchmarks failed (out/bench-quick.log)" >&2; exit 1; }
+tail -25 out/bench-quick.log

@@ -11,6 +11,11 @@
 #      with 15% forwarded) for LOW_DURATION s (30);
 #   3. a closed loop (CONNECTIONS in flight, no rate limit) for SATURATE s
 #      (30), reporting the most e-mails/s the server sustains.
+# With SWEEP (shares of the saturated rate, e.g. "0.25 0.5 0.75 0.9 1.1"),
+# the first setting also gets a latency-against-load sweep after its
+# saturation run: SWEEP_SECONDS (15) at each share of the e-mails/s it
+# saturated at, the server's /metrics read before and after each step (its
+# stage histograms: tokenize, queue, model).
 # Then the headline ratio, batching against one e-mail per model call, is
 # measured A/B: both servers up at once, closed-loop runs alternating
 # between them for AB_ROUNDS rounds of AB_SECONDS s (default 4 x 15 s),
@@ -36,6 +41,8 @@ AB_FLAGS=${AB_FLAGS:-}
 LOW_RATE=${LOW_RATE:-6}
 LOW_DURATION=${LOW_DURATION:-30}
 SATURATE=${SATURATE:-30}
+SWEEP=${SWEEP:-}
+SWEEP_SECONDS=${SWEEP_SECONDS:-15}
 CONNECTIONS=${CONNECTIONS:-32}
 PORT=${PORT:-18090}
 DEVICE=${DEVICE:-cpu}
@@ -75,20 +82,39 @@ load() { # name, extra oha args…
     "http://127.0.0.1:${LOAD_PORT:-$PORT}/v1/rerank" > "$OUT/$name.json"
 }
 
+sweep() { # saturated e-mails/s: offered loads against latency, on the running server
+  local rate answered share
+  for share in $SWEEP; do
+    rate=$("$MAILSORT_PYTHON" -c 'import sys; print(max(0.5, round(float(sys.argv[1]) * float(sys.argv[2]), 1)))' "$1" "$share")
+    curl -s "http://127.0.0.1:$PORT/metrics" > "$OUT/sweep-$rate-before.txt"
+    load "sweep-$rate" -q "$rate" -z "${SWEEP_SECONDS}s" -c 256 --latency-correction -w
+    drain
+    curl -s "http://127.0.0.1:$PORT/metrics" > "$OUT/sweep-$rate-after.txt"
+    answered=$("$MAILSORT_PYTHON" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("statusCodeDistribution",{}).get("200",0)/d["summary"]["total"])' "$OUT/sweep-$rate.json")
+    echo "   sweep: offered $rate/s, answered $answered/s" >&2
+  done
+}
+
 run_setting() { # name, server flags…
   local name=$1; shift
   echo "== $name: server $*" >&2
+  printf '{"name": "%s", "flags": "%s", "device": "%s"}\n' "$name" "$*" "$DEVICE" >> "$OUT/settings.jsonl"
   start_server "$@"
   load "$name-rate" -q "$RATE" -z "${DURATION}s" -c 256 --latency-correction -w
   drain
   load "$name-low" -q "$LOW_RATE" -z "${LOW_DURATION}s" -c 64 --latency-correction -w
   drain
   load "$name-saturate" -c "$CONNECTIONS" -z "${SATURATE}s" -w
+  if [[ -n "$SWEEP" && ${#NAMES[@]} -eq 0 ]]; then
+    drain
+    sweep "$("$MAILSORT_PYTHON" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("statusCodeDistribution",{}).get("200",0)/d["summary"]["total"])' "$OUT/$name-saturate.json")"
+  fi
   curl -s "http://127.0.0.1:$PORT/metrics" > "$OUT/$name-metrics.txt"
   stop_backend "$BACKEND_PID"
 }
 
 NAMES=()
+rm -f "$OUT/settings.jsonl" "$OUT"/sweep-*
 IFS='|' read -ra ENTRIES <<< "$SETTINGS"
 for entry in "${ENTRIES[@]}"; do
   name=${entry%%:*}

@@ -3,7 +3,7 @@
 # mailsort WebAssembly edge against transformers.js (ONNX Runtime Web, wasm
 # backend, local files only) on the same all-MiniLM-L6-v2 files and the 200
 # e-mails of the demo inbox. Prints a table; writes out/bench-browser/result.json.
-#   ROUNDS=2 THREADS=1 scripts/bench/browser.sh
+#   ROUNDS=2 THREADS=1 [EMAILS=N] scripts/bench/browser.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
@@ -17,6 +17,9 @@ OUT=out/bench-browser
 TJS="$OUT/model/minilm"
 mkdir -p "$TJS/onnx"
 "$MAILSORT_PYTHON" scripts/build/demo-inbox.py --datasets "$MAILSORT_DATASETS" --out "$OUT/emails.json"
+if [[ -n "${EMAILS:-}" ]]; then # fewer e-mails, for a quick run
+  "$MAILSORT_PYTHON" -c 'import json,sys; p=sys.argv[1]; json.dump(json.load(open(p))[:int(sys.argv[2])], open(p, "w"))' "$OUT/emails.json" "$EMAILS"
+fi
 ln -sfn "$PWD/$BUNDLE" "$OUT/model/bundle.msb"
 ln -sfn "$MAILSORT_MODEL_DIR/model_int8.onnx" "$OUT/model/model_int8.onnx"
 # transformers.js's layout: dtype q8 reads model_quantized.onnx (here the very

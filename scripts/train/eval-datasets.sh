@@ -62,7 +62,10 @@ prepare_set() {
   if [ -s "$w.edge.json" ]; then return; fi
   echo "== $set: edge (bundle, calibration, candidates)" >&2
   scripts/train/prepare-candidates.sh "$train" "$(taxonomy_of "$set")" "$w"
-  "$MAILSORT" eval --cache-embeddings --bundle "$w.msb" --test "$test" --json > "$w.edge.json"
+  # The test split's candidates too: what training/probe_second_opinion.py
+  # reports on (never trained or tuned on).
+  "$MAILSORT" eval --cache-embeddings --bundle "$w.msb" --test "$test" --json \
+    --candidates-out "$w.cand-test.jsonl" > "$w.edge.json"
 }
 
 # train NAME SET... : a reranker on these sets' training candidates,

@@ -9,8 +9,8 @@ mod progress;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    bench, bench_exemplars, build, calibrate, calibrate_fusion, classify, eval, export, import,
-    models, sort, split,
+    bench, bench_exemplars, bench_stages, build, calibrate, calibrate_fusion, classify, eval,
+    export, import, models, plan, sort, split,
 };
 
 /// Sorts e-mail into your labels, on your machine.
@@ -51,6 +51,12 @@ enum Command {
     /// Exemplar search of a bundle: the flat scan against hnsw_rs (build
     /// time, time per search, same neighbours).
     BenchExemplars(bench_exemplars::BenchExemplarsArgs),
+    /// The edge's layers one e-mail at a time: cleaning, tokenising,
+    /// embedding, head and gate (p50 and p99).
+    BenchStages(bench_stages::BenchStagesArgs),
+    /// A capacity plan for a mail volume from a benchmark results file:
+    /// latency per layer, replicas, edge compute, cost, with sources.
+    Plan(plan::PlanArgs),
 }
 
 fn main() {
@@ -67,6 +73,8 @@ fn main() {
         Command::Split(a) => split::run(a),
         Command::Bench(a) => bench::run(a),
         Command::BenchExemplars(a) => bench_exemplars::run(a),
+        Command::BenchStages(a) => bench_stages::run(a),
+        Command::Plan(a) => plan::run(a),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

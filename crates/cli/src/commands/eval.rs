@@ -7,9 +7,11 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use mailsort_edge::EdgeClassifier;
 use mailsort_offline::candidates::{self, CandidateRow};
 use mailsort_offline::metrics::{self, EvalReport};
 use mailsort_offline::split;
+use mailsort_report::{ReportInput, ReportRow};
 use mailsort_shared::budget::ForwardBudget;
 use mailsort_shared::types::{DecidedBy, Decision};
 
@@ -54,6 +56,10 @@ pub struct EvalArgs {
     /// E-mails the forward budget looks back over.
     #[arg(long, default_value_t = 500)]
     budget_window: usize,
+    /// Also write an HTML report with plots (index.html), its figures
+    /// (figures.json) and this run's JSON (eval.json) into this folder.
+    #[arg(long)]
+    report: Option<PathBuf>,
     #[command(flatten)]
     cache: CacheArgs,
     #[command(flatten)]
@@ -119,11 +125,91 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
         w.flush()?;
     }
+    if let Some(dir) = &args.report {
+        write_report(dir, &args, &classifier, &decided, &finals, &gold, &report)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print_report(&report);
     }
+    Ok(())
+}
+
+/// The HTML report of this run: the same decisions as the JSON.
+fn write_report(
+    dir: &std::path::Path,
+    args: &EvalArgs,
+    classifier: &EdgeClassifier,
+    decided: &[(Decision, String)],
+    finals: &[Decision],
+    gold: &[String],
+    report: &EvalReport,
+) -> Result<()> {
+    let rows: Vec<ReportRow> = decided
+        .iter()
+        .zip(finals)
+        .zip(gold)
+        .map(|(((d, _), f), g)| ReportRow {
+            gold: g.clone(),
+            edge_label: d.label.clone(),
+            confidence: d.confidence,
+            slack: classifier.slack(d),
+            forwarded: d.decided_by == DecidedBy::Backend,
+            final_label: f.label.clone(),
+        })
+        .collect();
+    let bundle = classifier.bundle();
+    let mut facts = vec![
+        (
+            "bundle".to_string(),
+            format!("{} (id {})", args.bundle.display(), bundle.id),
+        ),
+        ("test e-mails".to_string(), args.test.display().to_string()),
+    ];
+    if let Some(e) = &report.end_to_end {
+        let url = args.backend.as_deref().unwrap_or_default();
+        facts.push((
+            "backend".to_string(),
+            format!("{url}, reranker {}", e.reranker),
+        ));
+    }
+    if let Some(t) = args.forward_budget {
+        facts.push((
+            "gate".to_string(),
+            format!(
+                "forward budget {:.1}% over {} e-mails",
+                100.0 * t,
+                args.budget_window
+            ),
+        ));
+    }
+    // "banking77/test.jsonl" says more than "test.jsonl".
+    let tail: Vec<String> = args
+        .test
+        .components()
+        .rev()
+        .take(2)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let title = format!(
+        "mailsort evaluation: {}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("/")
+    );
+    let eval_json = serde_json::to_value(report)?;
+    let siblings = |a: &str, b: &str| bundle.taxonomy.are_siblings(a, b);
+    let (_, files) = mailsort_report::write_report(
+        dir,
+        &ReportInput {
+            title: &title,
+            facts: &facts,
+            rows: &rows,
+            with_backend: report.end_to_end.is_some(),
+            eval_json: &eval_json,
+            siblings: &siblings,
+        },
+    )?;
+    eprintln!("wrote the report to {}", files.html.display());
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_exemplars;
+pub mod bench_stages;
 pub mod build;
 pub mod calibrate;
 pub mod calibrate_fusion;
@@ -11,6 +12,7 @@ pub mod eval;
 pub mod export;
 pub mod import;
 pub mod models;
+pub mod plan;
 pub mod sort;
 pub mod split;
 
