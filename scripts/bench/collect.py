@@ -183,7 +183,7 @@ def main():
 
     name = slug(machine["cpu"]) + f"-{machine['cores']}c"
     if machine.get("gpu"):
-        name += "-" + slug(machine["gpu"])
+        name += "-" + slug(machine["gpu"]) + (f"-driver-{slug(machine['driver'])}" if machine.get("driver") else "")
     os.makedirs(a.results_dir, exist_ok=True)
     path = os.path.join(a.results_dir, f"{name}-{r['date']}.json")
     with open(path, "w") as f:

@@ -49,14 +49,11 @@ fn answers(o: &mut String, p: &Plan) {
         ),
         None => format!("none: {} CPU replicas", cpu.replicas_at_peak),
     };
-    let cheapest = p
-        .placements
-        .iter()
-        .min_by(|a, b| {
-            a.usd_per_month_autoscaled
-                .total_cmp(&b.usd_per_month_autoscaled)
-        })
-        .unwrap_or(cpu);
+    // The placement the GPU answer picks: cheapest when sized for the peak.
+    let chosen = match cheapest_gpu {
+        Some(g) if g.usd_per_day_peak < cpu.usd_per_day_peak => g,
+        _ => cpu,
+    };
     let _ = writeln!(o, "Answers");
     let _ = writeln!(o, "  GPUs: {gpu_text}");
     let _ = writeln!(
@@ -66,8 +63,11 @@ fn answers(o: &mut String, p: &Plan) {
     );
     let _ = writeln!(
         o,
-        "  cost: backend ${:.2}/month ({}), edge $0 in browsers or ${:.2}/month in Workers\n",
-        cheapest.usd_per_month_autoscaled, cheapest.hardware, p.edge.workers_usd_per_month
+        "  cost: backend on {} ${:.2}/month sized for the peak, ${:.2}/month autoscaled; edge $0 in browsers or ${:.2}/month in Workers\n",
+        chosen.hardware,
+        30.0 * chosen.usd_per_day_peak,
+        chosen.usd_per_month_autoscaled,
+        p.edge.workers_usd_per_month
     );
 }
 

@@ -31,7 +31,12 @@ fn seed_scenario_prints_the_three_answers_with_sources() {
         text.contains("latency: kept at the edge p50 3.3 ms"),
         "{text}"
     );
-    assert!(text.contains("cost: backend $128.45/month"), "{text}");
+    assert!(
+        text.contains(
+            "cost: backend on CPU replica like the measured one (2 cores) $128.45/month sized for the peak"
+        ),
+        "{text}"
+    );
     assert!(
         text.contains("results-2core.json: stages.embed"),
         "sources are named: {text}"
