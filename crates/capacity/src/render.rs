@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::plan::{Layer, Plan};
+use crate::plan::{Layer, Placement, Plan};
 
 fn thousands(x: f64) -> String {
     let s = format!("{:.0}", x);
@@ -23,6 +23,16 @@ fn layer_line(out: &mut String, l: &Layer) {
         "  {:<28} {:>9.2} {:>9.2}   {}",
         l.name, l.p50_ms, l.p99_ms, l.source
     );
+}
+
+/// The placement the plan recommends: the cheapest when sized for the peak
+/// (the CPU replicas unless a GPU costs less). The answers and the cost
+/// section both name it.
+fn chosen(p: &Plan) -> &Placement {
+    p.placements
+        .iter()
+        .min_by(|a, b| a.usd_per_day_peak.total_cmp(&b.usd_per_day_peak))
+        .expect("a plan always has its CPU placement")
 }
 
 /// The three answers the brief asks for, before the detail.
@@ -49,11 +59,7 @@ fn answers(o: &mut String, p: &Plan) {
         ),
         None => format!("none: {} CPU replicas", cpu.replicas_at_peak),
     };
-    // The placement the GPU answer picks: cheapest when sized for the peak.
-    let chosen = match cheapest_gpu {
-        Some(g) if g.usd_per_day_peak < cpu.usd_per_day_peak => g,
-        _ => cpu,
-    };
+    let chosen = chosen(p);
     let _ = writeln!(o, "Answers");
     let _ = writeln!(o, "  GPUs: {gpu_text}");
     let _ = writeln!(
@@ -170,21 +176,16 @@ pub fn text(p: &Plan) -> String {
         e.workers_usd_per_month
     );
 
-    let cheapest = p.placements.iter().min_by(|a, b| {
-        a.usd_per_day_autoscaled
-            .total_cmp(&b.usd_per_day_autoscaled)
-    });
-    if let Some(c) = cheapest {
-        let _ = writeln!(
-            o,
-            "\n4. Cost: backend on {} ${:.2}/day, ${:.2}/month autoscaled (${:.2}/day sized for the peak all day); edge in browsers $0, or in Workers ${:.2}/month",
-            c.hardware,
-            c.usd_per_day_autoscaled,
-            c.usd_per_month_autoscaled,
-            c.usd_per_day_peak,
-            e.workers_usd_per_month
-        );
-    }
+    let c = chosen(p);
+    let _ = writeln!(
+        o,
+        "\n4. Cost: backend on {} ${:.2}/day sized for the peak all day, ${:.2}/day and ${:.2}/month autoscaled; edge in browsers $0, or in Workers ${:.2}/month",
+        c.hardware,
+        c.usd_per_day_peak,
+        c.usd_per_day_autoscaled,
+        c.usd_per_month_autoscaled,
+        e.workers_usd_per_month
+    );
 
     let ch = &p.changes;
     let _ = writeln!(o, "\n5. When the answer changes");
