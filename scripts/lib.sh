@@ -44,3 +44,10 @@ stop_backends() {
   local pid
   for pid in "${BACKEND_PIDS[@]}"; do stop_backend "$pid"; done
 }
+
+# need_chromium: installs Debian's chromium with apt when it is missing.
+need_chromium() {
+  command -v chromium > /dev/null && return 0
+  echo "installing Debian's chromium with apt…" >&2
+  (apt-get install -y -qq chromium || (apt-get update -qq && apt-get install -y -qq chromium)) > /dev/null
+}

@@ -29,6 +29,9 @@ scripts/test/worker.sh
 # Real mailboxes: a local Maildir and Dovecot over IMAP, sorted through a
 # real backend, with a kill mid-run and a backend outage.
 scripts/test/mailbox.sh
+# The extension in Roundcube over Dovecot, in Chromium: labels equal to the
+# native CLI's, filing checked over IMAP, a backend outage and a restart.
+scripts/test/webmail.sh
 # The backend's API, fuzzed from its OpenAPI document: no 5xx (bounded).
 MAX_TIME=${SCHEMATHESIS_MAX_TIME:-60} scripts/test/schemathesis.sh
 # Every benchmark in its quick form, collected into a results file that

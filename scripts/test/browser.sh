@@ -7,10 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
-if ! command -v chromium > /dev/null; then
-  echo "installing Debian's chromium with apt…" >&2
-  (apt-get install -y -qq chromium || (apt-get update -qq && apt-get install -y -qq chromium)) > /dev/null
-fi
+need_chromium
 (cd web && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error)
 
 OUT=out/browser

@@ -15,8 +15,16 @@ worker.onerror = (event) => {
   pending.clear();
 };
 
-chrome.runtime.onMessage.addListener((msg, _sender, sendResponse) => {
+// Only the service worker may ask: content scripts can message every
+// extension context, and must not get the edge to work for them directly.
+const WORKER_URL = chrome.runtime.getURL("background.js");
+
+chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
   if (msg?.target !== "offscreen") return false;
+  if (sender.id !== chrome.runtime.id || sender.url !== WORKER_URL) {
+    sendResponse({ ok: false, error: "only mailsort's service worker may use the edge" });
+    return false;
+  }
   const id = nextId++;
   pending.set(id, sendResponse);
   worker.postMessage({ id, type: msg.type, emails: msg.emails });

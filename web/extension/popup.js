@@ -5,7 +5,7 @@ const SHOWN = 200;
 function where(result) {
   if (result.state === "error") return `error: ${result.error}`;
   if (result.state === "queued") return "edge (provisional, queued for the backend)";
-  return result.decidedBy;
+  return result.filed ? `${result.decidedBy}, filed in ${result.filed.folder}` : result.decidedBy;
 }
 
 function row(result) {
@@ -13,7 +13,7 @@ function row(result) {
   tr.dataset.id = result.id;
   tr.dataset.state = result.state;
   const cells = [
-    result.subject || result.id,
+    result.subject || result.id.slice(result.id.indexOf(" ") + 1),
     result.label ?? "",
     result.confidence === undefined ? "" : `${(result.confidence * 100).toFixed(1)}%`,
     where(result),

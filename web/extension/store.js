@@ -1,15 +1,21 @@
 // Everything the extension keeps, in chrome.storage.local: it survives
-// service-worker restarts and browser restarts, and every extension context
-// (service worker, popup, options page, content scripts) can read it and
-// watch it change. One key per e-mail, so concurrent writers never race on
+// service-worker restarts and browser restarts. Only the extension's own
+// contexts (service worker, popup, options page) may read it: the service
+// worker restricts it to trusted contexts at start, so a content script,
+// running in the webmail page's process, can read neither the API key nor
+// the e-mail text. One key per e-mail, so concurrent writers never race on
 // a shared list.
 //
-//   settings    {backendUrl, apiKey, timeoutMs}
+//   settings    {backendUrl, apiKey, timeoutMs, mailUrl, autoFile}
 //   r:<id>      the e-mail's current result (see background.js)
 //   q:<id>      a forwarded e-mail waiting for the backend: {bundle, forward, queuedAt}
+//   c:<id>      a label the user corrected: {id, label, was, raw, at}
 //   retry       {attempt, nextAt, lastError} of the retry queue
+//
+// An e-mail id is "<site origin> <the adapter's key>", so that one site can
+// never read or overwrite the results of another.
 
-export const DEFAULT_SETTINGS = { backendUrl: "", apiKey: "", timeoutMs: 8000 };
+export const DEFAULT_SETTINGS = { backendUrl: "", apiKey: "", timeoutMs: 8000, mailUrl: "", autoFile: false };
 
 export async function getSettings() {
   const { settings } = await chrome.storage.local.get("settings");
@@ -22,6 +28,10 @@ export async function saveSettings(settings) {
 
 export const resultKey = (id) => `r:${id}`;
 export const queueKey = (id) => `q:${id}`;
+export const correctionKey = (id) => `c:${id}`;
+
+/** The stored id of a site's message key. */
+export const emailId = (origin, key) => `${origin} ${key}`;
 
 /** Results for these ids (missing ones are absent from the map). */
 export async function getResults(ids) {

@@ -11,47 +11,15 @@
 //   CHROMIUM_PATH           optional, default /usr/bin/chromium
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import http from "node:http";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { WEB, env, freePort, jsonl, launch, sleep, startBackend, stored, until } from "./harness.mjs";
 
-const WEB = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const EXTENSION = path.join(WEB, "extension");
 const DEMO = path.join(WEB, "demo");
 const KEY = "browser-test-key-0123456789";
-
-const env = (name) => {
-  const v = process.env[name];
-  assert.ok(v, `${name} is not set: run scripts/test/browser.sh`);
-  return v;
-};
-const jsonl = (file) =>
-  readFileSync(file, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what, check, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(250);
-  }
-}
-
-async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".json": "application/json" };
 
@@ -71,68 +39,6 @@ async function serveDemo() {
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   return server;
-}
-
-/** Starts mailsort-backend on `port` and waits for /ready. */
-async function startBackend(port) {
-  const child = spawn(
-    env("MAILSORT_TEST_BACKEND"),
-    ["--bind", `127.0.0.1:${port}`, "--bundle", env("MAILSORT_TEST_BUNDLE"), "--device", "cpu", "--threads", "1"],
-    { env: { ...process.env, MAILSORT_API_KEYS: KEY, MAILSORT_LOG: "warn" }, stdio: ["ignore", "inherit", "inherit"] },
-  );
-  let exited = null;
-  child.on("exit", (code) => {
-    exited = code;
-  });
-  await until(
-    "the backend's /ready",
-    async () => {
-      if (exited !== null) throw new Error(`mailsort-backend exited with ${exited}`);
-      try {
-        return (await fetch(`http://127.0.0.1:${port}/ready`)).ok;
-      } catch {
-        return false;
-      }
-    },
-    180_000,
-  );
-  return {
-    async stop() {
-      if (exited !== null) return;
-      const gone = new Promise((resolve) => child.on("exit", resolve));
-      child.kill("SIGTERM");
-      await gone;
-    },
-  };
-}
-
-/** Chromium with the unpacked extension; answers its service worker and id. */
-async function launch(profile) {
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    headless: true,
-    args: [
-      `--disable-extensions-except=${EXTENSION}`,
-      `--load-extension=${EXTENSION}`,
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  const worker = context.serviceWorkers()[0] ?? (await context.waitForEvent("serviceworker", { timeout: 60_000 }));
-  return { context, worker, id: new URL(worker.url()).host };
-}
-
-/** Everything the extension stored: results and queue entries by e-mail id. */
-async function stored(worker) {
-  const all = await worker.evaluate(() => chrome.storage.local.get(null));
-  const pick = (prefix) =>
-    new Map(Object.entries(all).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
-  return { results: pick("r:"), queue: pick("q:"), retry: all.retry };
 }
 
 /** Opens a slice of the demo inbox and waits until every message has a label. */
@@ -167,7 +73,7 @@ test("the extension labels real mail in Chromium and forwards the ambiguous part
   const base = `http://127.0.0.1:${demo.address().port}`;
   const port = await freePort();
   const profile = mkdtempSync(path.join(os.tmpdir(), "mailsort-chromium-"));
-  let backend = await startBackend(port);
+  let backend = await startBackend(port, KEY);
   let browser = await launch(profile);
   t.after(async () => {
     await browser.context.close().catch(() => {});
@@ -176,16 +82,24 @@ test("the extension labels real mail in Chromium and forwards the ambiguous part
     rmSync(profile, { recursive: true, force: true });
   });
 
-  await t.test("the options page stores the backend URL and key", async () => {
+  await t.test("the options page stores the mail site, the backend URL and key", async () => {
     const page = await browser.context.newPage();
     await page.goto(`chrome-extension://${browser.id}/options.html`);
+    await page.fill("#mailUrl", `${base}/`);
     await page.fill("#backendUrl", `http://127.0.0.1:${port}`);
     await page.fill("#apiKey", KEY);
     await page.fill("#timeoutMs", "20000");
     await page.click("#save");
-    await until("Saved.", async () => (await page.textContent("#saved")) === "Saved.", 10_000);
+    await until("Saved.", async () => (await page.textContent("#saved")).startsWith("Saved."), 10_000);
+    assert.equal(await page.textContent("#saved"), "Saved. Reload your webmail tab.");
     const settings = await browser.worker.evaluate(() => chrome.storage.local.get("settings"));
-    assert.deepEqual(settings.settings, { backendUrl: `http://127.0.0.1:${port}`, apiKey: KEY, timeoutMs: 20000 });
+    assert.deepEqual(settings.settings, {
+      mailUrl: `${base}/`,
+      backendUrl: `http://127.0.0.1:${port}`,
+      apiKey: KEY,
+      timeoutMs: 20000,
+      autoFile: false,
+    });
     await page.close();
   });
 
@@ -249,7 +163,7 @@ test("the extension labels real mail in Chromium and forwards the ambiguous part
     assert.deepEqual([...s.queue.keys()].sort(), [...waiting].sort(), "still queued after the restart");
     for (const id of waiting) assert.equal(s.results.get(id).state, "queued");
 
-    backend = await startBackend(port);
+    backend = await startBackend(port, KEY);
     const started = Date.now();
     s = await until("the queue to drain", async () => {
       const now = await stored(browser.worker);
