@@ -37,6 +37,25 @@ impl EncodedPair {
     }
 }
 
+/// Bytes of e-mail text kept per token of the cap before tokenizing. The
+/// tokenizer only truncates after it has tokenized everything (and the text
+/// is copied once per candidate label), so a 2 MB text cost about 1 GB; a
+/// WordPiece token stands for 4–6 bytes of English and rarely over 20, so
+/// 32 per token leaves every pair the tokens it would have had uncut.
+const BYTES_PER_TOKEN: usize = 32;
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn cut_to_bytes(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// The cross-encoder's tokenizer with the server's token cap.
 pub struct PairEncoder {
     tokenizer: Tokenizer,
@@ -69,6 +88,7 @@ impl PairEncoder {
 
     /// Tokenizes `text` against each label text.
     pub fn encode(&self, text: &str, labels: &[&str]) -> Result<Vec<EncodedPair>, PairError> {
+        let text = cut_to_bytes(text, self.token_cap * BYTES_PER_TOKEN);
         let inputs: Vec<(String, String)> = labels
             .iter()
             .map(|l| (text.to_string(), l.to_string()))
@@ -90,6 +110,15 @@ impl PairEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_is_cut_at_a_character_boundary() {
+        assert_eq!(cut_to_bytes("short", 100), "short");
+        assert_eq!(cut_to_bytes("abcdef", 3), "abc");
+        // "é" is two bytes: a cut inside it backs off to before it.
+        assert_eq!(cut_to_bytes("aé", 2), "a");
+        assert_eq!(cut_to_bytes(&"ü".repeat(1_000_000), 33).len(), 32);
+    }
 
     #[test]
     fn synthetic_pairs_have_the_pair_layout() {

@@ -346,6 +346,17 @@ async fn deadlines_and_hang_ups_drop_queued_work() {
         5.0
     );
     assert_eq!(metric(&metrics, "mailsort_queue_pairs"), 0.0);
+    // The request cancelled by the hang-up leaves the in-flight gauge (the
+    // autoscaler's signal) and is counted, as 499.
+    assert_eq!(metric(&metrics, "mailsort_in_flight_requests"), 0.0);
+    assert_eq!(
+        metric(
+            &metrics,
+            "mailsort_requests_total{endpoint=\"/v1/rerank\",status=\"499\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

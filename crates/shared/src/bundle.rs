@@ -218,10 +218,19 @@ impl Bundle {
         Ok(bundle)
     }
 
-    /// Checks that sizes agree and every head label is in the taxonomy.
+    /// Checks that sizes agree, every head label is in the taxonomy, and
+    /// the cleaning limits are ones the encoder can run with.
     pub fn validate(&self) -> Result<(), BundleError> {
         let h = &self.head;
         let invalid = |m: String| Err(BundleError::Invalid(m));
+        // A checksum only proves the file is whole: a cap past the encoder's
+        // positions would load, then fail on the first long e-mail.
+        if let Err(e) = CleanConfig::with_token_cap(self.clean.token_cap) {
+            return invalid(e.to_string());
+        }
+        if self.clean.max_message_bytes == 0 {
+            return invalid("the largest message it accepts is 0 bytes".into());
+        }
         if h.labels.is_empty() {
             return invalid("the head has no labels".into());
         }
@@ -321,6 +330,24 @@ mod tests {
         let mut b = tiny();
         b.head.bias.pop();
         assert!(matches!(b.encode(), Err(BundleError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_token_cap_the_encoder_cannot_run_is_refused_at_load() {
+        let mut b = tiny();
+        b.clean.token_cap = 100_000;
+        // Encoded by hand, as a bundle edited with its checksum recomputed.
+        let payload = postcard::to_allocvec(&b).unwrap();
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&Sha256::digest(&payload));
+        bytes.extend_from_slice(&payload);
+        match Bundle::decode(&bytes) {
+            Err(BundleError::Invalid(m)) => assert!(m.contains("token cap 100000"), "{m}"),
+            other => panic!("loaded: {other:?}"),
+        }
+        b.clean.token_cap = 512;
+        assert!(b.encode().is_ok());
     }
 
     #[test]

@@ -64,9 +64,16 @@ impl RerankerDir {
     pub fn manifest(&self) -> PathBuf {
         self.0.join("manifest.json")
     }
-    /// Reads the manifest written by `mailsort models reranker`.
+    /// Reads the manifest written by `mailsort models reranker`, and checks
+    /// that its fusion values are ones a trainer could have written.
     pub fn read_manifest(&self) -> Result<RerankerManifest, ManifestError> {
-        read_manifest(&self.manifest(), "mailsort models reranker")
+        let manifest: RerankerManifest =
+            read_manifest(&self.manifest(), "mailsort models reranker")?;
+        manifest.check().map_err(|detail| ManifestError::Invalid {
+            path: self.manifest().display().to_string(),
+            detail,
+        })?;
+        Ok(manifest)
     }
 }
 
@@ -118,6 +125,30 @@ pub struct RerankerManifest {
     pub max_tokens: Option<u16>,
 }
 
+/// The largest temperature or edge weight a manifest may hold. Fitted
+/// values are near 1; far beyond that, scores or the edge swamp the other.
+pub const MAX_FUSION_VALUE: f32 = 100.0;
+
+impl RerankerManifest {
+    /// Range checks of the fusion values: temperature in (0, 100], edge
+    /// weight in [0, 100], both finite.
+    pub fn check(&self) -> Result<(), String> {
+        let t = self.temperature;
+        if !(t.is_finite() && t > 0.0 && t <= MAX_FUSION_VALUE) {
+            return Err(format!(
+                "temperature {t} is outside (0, {MAX_FUSION_VALUE}]"
+            ));
+        }
+        let w = self.edge_weight;
+        if !(w.is_finite() && (0.0..=MAX_FUSION_VALUE).contains(&w)) {
+            return Err(format!(
+                "edge weight {w} is outside [0, {MAX_FUSION_VALUE}]"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What `models fetch` recorded about a prepared sentence encoder.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EncoderManifest {
@@ -143,5 +174,27 @@ mod tests {
             err.to_string().contains("mailsort models reranker"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn fusion_values_out_of_range_are_refused_at_load() {
+        let dir = std::env::temp_dir().join(format!("mailsort-manifest-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let write = |temperature: f32, edge_weight: f32| {
+            let m = serde_json::json!({
+                "name": "r", "source": "s", "trained": true, "fp32_sha256": "", "fp16_sha256": "",
+                "tokenizer_sha256": "", "fp16_max_abs_diff": 0.0,
+                "temperature": temperature, "edge_weight": edge_weight,
+            });
+            fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+            RerankerDir(dir.clone()).read_manifest()
+        };
+        assert!(write(1.5, 0.7).is_ok());
+        let err = write(-5.0, 0.7).expect_err("negative temperature");
+        assert!(err.to_string().contains("temperature -5"), "{err}");
+        let err = write(1.0, 1e30).expect_err("huge edge weight");
+        assert!(err.to_string().contains("edge weight"), "{err}");
+        assert!(write(0.0, 0.0).is_err());
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

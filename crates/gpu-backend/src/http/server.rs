@@ -100,26 +100,101 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Counts every request by endpoint and status, and errors by code.
+/// The status counted for a request whose client went away before the
+/// answer (nginx's "client closed request").
+const CLIENT_GONE: &str = "499";
+
+/// Counts every request by endpoint and status, and errors by code, and
+/// logs every error answer. A request whose client hangs up is dropped by
+/// hyper mid-way; [`Observed`] counts it then, as status 499.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let endpoint = match req.uri().path() {
-        p @ ("/v1/rerank" | "/v1/classify" | "/health" | "/ready" | "/metrics"
-        | "/openapi.json") => p.to_string(),
-        _ => "other".to_string(),
+        "/v1/rerank" => "/v1/rerank",
+        "/v1/classify" => "/v1/classify",
+        "/health" => "/health",
+        "/ready" => "/ready",
+        "/metrics" => "/metrics",
+        "/openapi.json" => "/openapi.json",
+        _ => "other",
     };
-    let started = Instant::now();
+    let mut observed = Observed {
+        metrics: state.inner.metrics.clone(),
+        endpoint,
+        started: Instant::now(),
+        done: false,
+    };
     let response = next.run(req).await;
-    let m = &state.inner.metrics;
-    m.requests
-        .with_label_values(&[endpoint.as_str(), response.status().as_str()])
-        .inc();
-    m.request_seconds
-        .with_label_values(&[endpoint.as_str()])
-        .observe(started.elapsed().as_secs_f64());
-    if let Some(code) = response.extensions().get::<ErrorCode>() {
-        m.errors.with_label_values(&[code.as_str()]).inc();
+    observed.done = true;
+    let status = response.status();
+    observed.count(status.as_str());
+    let code = response.extensions().get::<ErrorCode>();
+    if let Some(code) = code {
+        state
+            .inner
+            .metrics
+            .errors
+            .with_label_values(&[code.as_str()])
+            .inc();
+    }
+    if status.is_server_error() {
+        tracing::warn!(endpoint, status = status.as_u16(), code = ?code, "error answer");
+    } else if status.is_client_error() {
+        tracing::info!(endpoint, status = status.as_u16(), code = ?code, "refused");
     }
     response
+}
+
+/// One request being observed; counts it as cancelled if dropped unanswered.
+struct Observed {
+    metrics: Arc<Metrics>,
+    endpoint: &'static str,
+    started: Instant,
+    done: bool,
+}
+
+impl Observed {
+    fn count(&self, status: &str) {
+        self.metrics
+            .requests
+            .with_label_values(&[self.endpoint, status])
+            .inc();
+        self.metrics
+            .request_seconds
+            .with_label_values(&[self.endpoint])
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        if !self.done {
+            self.count(CLIENT_GONE);
+            tracing::info!(
+                endpoint = self.endpoint,
+                after_ms = self.started.elapsed().as_millis() as u64,
+                "client went away before the answer"
+            );
+        }
+    }
+}
+
+/// Holds one count of `mailsort_in_flight_requests` while the request
+/// lives. The count is given back on drop, so that a request cancelled by
+/// a client hanging up (its future dropped, never resumed) is counted out
+/// too; the autoscaler reads this gauge.
+struct InFlight(prometheus::IntGauge);
+
+impl InFlight {
+    fn enter(gauge: &prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// API key check, then a slot among `max_concurrent` requests.
@@ -139,11 +214,8 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         }
         .into_response();
     };
-    let m = &state.inner.metrics;
-    m.in_flight.inc();
-    let response = next.run(req).await;
-    m.in_flight.dec();
-    response
+    let _in_flight = InFlight::enter(&state.inner.metrics.in_flight);
+    next.run(req).await
 }
 
 /// `Json` whose rejections become [`ApiError`]s (413, 415, 422).
