@@ -2,6 +2,7 @@
 //! `[CLS] e-mail [SEP] label [SEP]`, truncated to the token cap by cutting
 //! the longer side first (in practice the e-mail; label texts are short).
 
+use mailsort_shared::clean::truncate_bytes;
 use thiserror::Error;
 use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
 
@@ -44,18 +45,6 @@ impl EncodedPair {
 /// 32 per token leaves every pair the tokens it would have had uncut.
 const BYTES_PER_TOKEN: usize = 32;
 
-/// `text` cut to at most `max` bytes, at a character boundary.
-fn cut_to_bytes(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 /// The cross-encoder's tokenizer with the server's token cap.
 pub struct PairEncoder {
     tokenizer: Tokenizer,
@@ -88,7 +77,7 @@ impl PairEncoder {
 
     /// Tokenizes `text` against each label text.
     pub fn encode(&self, text: &str, labels: &[&str]) -> Result<Vec<EncodedPair>, PairError> {
-        let text = cut_to_bytes(text, self.token_cap * BYTES_PER_TOKEN);
+        let text = truncate_bytes(text, self.token_cap * BYTES_PER_TOKEN);
         let inputs: Vec<(String, String)> = labels
             .iter()
             .map(|l| (text.to_string(), l.to_string()))
@@ -113,11 +102,11 @@ mod tests {
 
     #[test]
     fn text_is_cut_at_a_character_boundary() {
-        assert_eq!(cut_to_bytes("short", 100), "short");
-        assert_eq!(cut_to_bytes("abcdef", 3), "abc");
+        assert_eq!(truncate_bytes("short", 100), "short");
+        assert_eq!(truncate_bytes("abcdef", 3), "abc");
         // "é" is two bytes: a cut inside it backs off to before it.
-        assert_eq!(cut_to_bytes("aé", 2), "a");
-        assert_eq!(cut_to_bytes(&"ü".repeat(1_000_000), 33).len(), 32);
+        assert_eq!(truncate_bytes("aé", 2), "a");
+        assert_eq!(truncate_bytes(&"ü".repeat(1_000_000), 33).len(), 32);
     }
 
     #[test]

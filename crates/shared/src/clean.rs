@@ -178,7 +178,8 @@ fn starts_with_header_field(raw: &[u8]) -> bool {
     name_len > 0 && line.get(name_len) == Some(&b':')
 }
 
-fn truncate_bytes(s: &str, max: usize) -> &str {
+/// `s` cut to at most `max` bytes, at a character boundary.
+pub fn truncate_bytes(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
