@@ -5,7 +5,9 @@
 //!
 //! Safety rests on the stores: a message leaves INBOX only by an atomic
 //! move (or a copy that is confirmed before the original is expunged), so
-//! a kill at any point leaves every message in exactly one place.
+//! a kill at any point leaves every message in exactly one place. Each
+//! action is logged before it is taken, so the log's last record for a
+//! message names the folder it is in, if it left INBOX.
 
 use std::time::Duration;
 
@@ -157,7 +159,8 @@ impl Default for SortOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct Action {
     pub message_id: String,
-    /// `filed`, `tagged`, `abstained`, `deferred`, `kept` (unreadable).
+    /// `filed`, `tagged`, `abstained`, `deferred`, `kept` (unreadable), or
+    /// `failed` when the store refused the change logged just before.
     pub action: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub folder: Option<String>,
@@ -213,13 +216,26 @@ pub fn run(
             let verdicts = decider.decide(&batch);
             let mut progressed = false;
             for (msg, verdict) in batch.iter().zip(verdicts) {
-                let action = act(store, msg, verdict, opts, &mut totals)?;
+                let (action, change) = plan(store, msg, verdict, opts, &mut totals);
                 if action.action == "deferred" {
                     deferred_any = true;
                 } else {
                     progressed = true;
                 }
+                // Logged before the store changes: a message outside INBOX
+                // always has its record, whenever the sorter is killed. A
+                // record whose change never happened leaves the message in
+                // INBOX, where the next run handles it again.
                 log(&action);
+                if let Err(e) = apply(store, msg, change) {
+                    log(&Action {
+                        action: "failed",
+                        folder: None,
+                        why: Some(e.to_string()),
+                        ..action
+                    });
+                    return Err(e);
+                }
             }
             store.checkpoint()?;
             // A dry run changes nothing, and a batch that only deferred will
@@ -241,13 +257,41 @@ pub fn run(
     }
 }
 
-fn act(
-    store: &mut dyn Store,
+/// The store change one action needs.
+enum Change {
+    None,
+    Defer,
+    Tag(Vec<String>),
+    File {
+        label: String,
+        keywords: Vec<String>,
+    },
+}
+
+fn apply(store: &mut dyn Store, msg: &Pending, change: Change) -> Result<(), MailboxError> {
+    match change {
+        Change::None => Ok(()),
+        Change::Defer => {
+            store.defer(msg);
+            Ok(())
+        }
+        Change::Tag(kw) => store.tag(msg, &kw.iter().map(String::as_str).collect::<Vec<_>>()),
+        Change::File { label, keywords } => store.file(
+            msg,
+            &label,
+            &keywords.iter().map(String::as_str).collect::<Vec<_>>(),
+        ),
+    }
+}
+
+/// What to do with one message, and the log record that says so.
+fn plan(
+    store: &dyn Store,
     msg: &Pending,
     verdict: Verdict,
     opts: &SortOptions,
     totals: &mut SortTotals,
-) -> Result<Action, MailboxError> {
+) -> (Action, Change) {
     let mut a = Action {
         message_id: msg.name().to_string(),
         action: "kept",
@@ -260,15 +304,12 @@ fn act(
         why: None,
         dry_run: opts.dry_run,
     };
+    let unless_dry = |c: Change| if opts.dry_run { Change::None } else { c };
     let (label, confidence, decided_by, provisional, backend_error, edge_label) = match verdict {
         Verdict::Unreadable(why) => {
-            a.action = "kept";
             a.why = Some(why);
-            if !opts.dry_run {
-                store.tag(msg, &[ABSTAIN_KEYWORD])?;
-            }
             totals.kept_unreadable += 1;
-            return Ok(a);
+            return (a, unless_dry(Change::Tag(vec![ABSTAIN_KEYWORD.into()])));
         }
         Verdict::Labelled {
             label,
@@ -294,19 +335,13 @@ fn act(
     a.why = backend_error.clone();
     if backend_error.is_some() && opts.on_backend_down == BackendDown::Wait {
         a.action = "deferred";
-        if !opts.dry_run {
-            store.defer(msg);
-        }
         totals.deferred += 1;
-        return Ok(a);
+        return (a, unless_dry(Change::Defer));
     }
     if confidence < opts.abstain_below {
         a.action = "abstained";
-        if !opts.dry_run {
-            store.tag(msg, &[ABSTAIN_KEYWORD])?;
-        }
         totals.abstained += 1;
-        return Ok(a);
+        return (a, unless_dry(Change::Tag(vec![ABSTAIN_KEYWORD.into()])));
     }
     let mut keywords: Vec<String> = Vec::new();
     if provisional {
@@ -317,26 +352,20 @@ fn act(
         "backend" => totals.by_backend += 1,
         _ => totals.by_edge += 1,
     }
-    match opts.mode {
+    let change = match opts.mode {
         Mode::Move => {
             a.action = "filed";
             a.folder = Some(label.clone());
-            if !opts.dry_run {
-                let kw: Vec<&str> = keywords.iter().map(String::as_str).collect();
-                store.file(msg, &label, &kw)?;
-            }
             totals.filed += 1;
+            Change::File { label, keywords }
         }
         Mode::Tag => {
             a.action = "tagged";
             keywords.push(store.label_keyword(&label));
             keywords.push(SORTED_KEYWORD.to_string());
-            if !opts.dry_run {
-                let kw: Vec<&str> = keywords.iter().map(String::as_str).collect();
-                store.tag(msg, &kw)?;
-            }
             totals.tagged += 1;
+            Change::Tag(keywords)
         }
-    }
-    Ok(a)
+    };
+    (a, unless_dry(change))
 }

@@ -242,3 +242,50 @@ fn a_folder_without_cur_and_new_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     assert!(MaildirStore::open(tmp.path(), 1 << 20).is_err());
 }
+
+#[test]
+fn each_action_is_logged_before_the_mailbox_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("Maildir");
+    inbox(&root, &["alpha one", "beta two", "alpha three"]);
+    let mut store = MaildirStore::open(&root, 1 << 20).unwrap();
+    let mut in_inbox_when_logged = Vec::new();
+    sort::run(
+        &mut store,
+        &mut ByWord {
+            backend_down: false,
+        },
+        &opts(),
+        &mut |a| in_inbox_when_logged.push((a.action, count(&root))),
+    )
+    .unwrap();
+    assert_eq!(
+        in_inbox_when_logged,
+        vec![("filed", 3), ("filed", 2), ("filed", 1)]
+    );
+    assert_eq!(count(&root), 0);
+}
+
+#[test]
+fn a_refused_move_is_logged_as_failed_and_the_message_stays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("Maildir");
+    inbox(&root, &["alpha one"]);
+    // A plain file where the folder should be: the move cannot happen.
+    fs::write(root.join(".Box.alpha"), "not a folder").unwrap();
+    let mut store = MaildirStore::open(&root, 1 << 20).unwrap();
+    let mut log = Vec::new();
+    let r = sort::run(
+        &mut store,
+        &mut ByWord {
+            backend_down: false,
+        },
+        &opts(),
+        &mut |a| log.push(a.clone()),
+    );
+    assert!(r.is_err());
+    let actions: Vec<_> = log.iter().map(|a| a.action).collect();
+    assert_eq!(actions, ["filed", "failed"]);
+    assert!(log[1].why.is_some() && log[1].folder.is_none());
+    assert_eq!(count(&root), 1);
+}
