@@ -200,10 +200,60 @@ fn looks_like_html(body: &str) -> bool {
 /// HTML to plain text with html2text, links reduced to their text.
 pub fn html_to_text(html: &str) -> String {
     let html = truncate_bytes(html, BODY_SCAN_BYTES * 4);
+    let html = limit_nesting(html, MAX_HTML_DEPTH);
     html2text::config::plain_no_decorate()
         .link_footnotes(false)
         .string_from_read(html.as_bytes(), 100_000)
-        .unwrap_or_else(|_| strip_tags(html))
+        .unwrap_or_else(|_| strip_tags(&html))
+}
+
+/// Deepest element nesting handed to html2text. Real mail layouts nest a
+/// few dozen levels; html2text's parse and layout cost grows with the
+/// square of the depth (32,700 nested lists took 90 s on one core).
+pub const MAX_HTML_DEPTH: usize = 64;
+
+/// `html` with every tag below `max_depth` open elements replaced by a
+/// space, in one linear pass; the text between tags is kept. Tags that a
+/// sibling closes implicitly (`<p>`, `<li>`, table cells...) and void
+/// elements do not count as a level, so flat markup is left as it is.
+pub fn limit_nesting(html: &str, max_depth: usize) -> std::borrow::Cow<'_, str> {
+    static TAG: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"<(/?)([A-Za-z][A-Za-z0-9-]*)[^>]*>").expect("static regex"));
+    const FLAT: &[&str] = &[
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+        "track", "wbr", "param", "p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup",
+        "thead", "tbody", "tfoot", "colgroup", "rb", "rt", "rp",
+    ];
+    let mut depth = 0usize;
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    for m in TAG.captures_iter(html) {
+        let whole = m.get(0).expect("group 0 is the match");
+        let name = &m[2];
+        if FLAT.iter().any(|f| f.eq_ignore_ascii_case(name)) || whole.as_str().ends_with("/>") {
+            continue;
+        }
+        let keep = if m[1].is_empty() {
+            depth += 1;
+            depth <= max_depth
+        } else {
+            depth = depth.saturating_sub(1);
+            depth < max_depth
+        };
+        if !keep {
+            let o = out.get_or_insert_with(|| String::with_capacity(html.len()));
+            o.push_str(&html[copied..whole.start()]);
+            o.push(' ');
+            copied = whole.end();
+        }
+    }
+    match out {
+        None => std::borrow::Cow::Borrowed(html),
+        Some(mut o) => {
+            o.push_str(&html[copied..]);
+            std::borrow::Cow::Owned(o)
+        }
+    }
 }
 
 /// Last resort when html2text refuses the input: drop anything tag-shaped.
@@ -478,6 +528,62 @@ mod tests {
         let body = "<html><body><p>Hello,</p><p>The <b>VPN</b> drops every hour.</p><div>Regards<br>IT</div></body></html>";
         let c = clean_pair("VPN", body, &cfg());
         assert_eq!(c.text, "VPN\nThe VPN drops every hour.");
+    }
+
+    /// Greatest element depth of `html`, counted as `limit_nesting` counts.
+    fn depth_of(html: &str) -> usize {
+        let (mut d, mut max) = (0usize, 0);
+        for tag in html.split('<').skip(1) {
+            if tag.starts_with("div") || tag.starts_with("ul") {
+                d += 1;
+                max = max.max(d);
+            } else if tag.starts_with("/div") || tag.starts_with("/ul") {
+                d = d.saturating_sub(1);
+            }
+        }
+        max
+    }
+
+    #[test]
+    fn deep_html_is_cut_to_the_depth_limit_and_keeps_its_text() {
+        let deep = format!(
+            "{}refund my order{}",
+            "<div>".repeat(5000),
+            "</div>".repeat(5000)
+        );
+        let cut = limit_nesting(&deep, MAX_HTML_DEPTH);
+        assert_eq!(depth_of(&cut), MAX_HTML_DEPTH);
+        assert!(cut.contains("refund my order"));
+        let lists = format!(
+            "{}refund{}",
+            "<ul><li>".repeat(3000),
+            "</li></ul>".repeat(3000)
+        );
+        assert_eq!(
+            depth_of(&limit_nesting(&lists, MAX_HTML_DEPTH)),
+            MAX_HTML_DEPTH
+        );
+        let c = clean_pair("refund", &format!("<div>{lists}</div>"), &cfg());
+        assert!(
+            c.text.ends_with("refund"),
+            "{}",
+            truncate_bytes(&c.text, 200)
+        );
+    }
+
+    #[test]
+    fn flat_and_shallow_html_is_left_as_it_is() {
+        let html =
+            "<html><body><p>a<p>b<br><img src=x><table><tr><td>c<td>d</table><div/></body></html>";
+        assert!(matches!(
+            limit_nesting(html, 4),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let many = "<p>one</p><li>two".repeat(10_000);
+        assert!(matches!(
+            limit_nesting(&many, 4),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
