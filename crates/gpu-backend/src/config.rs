@@ -96,6 +96,17 @@ pub struct ServeConfig {
     #[arg(long, env = "MAILSORT_MAX_QUEUE_PAIRS", default_value_t = 2048)]
     pub max_queue_pairs: usize,
 
+    /// E-mails cleaned and embedded at once by `/v1/classify`'s edge stage,
+    /// in chunks of 16 (default: the number of cores).
+    #[arg(long, env = "MAILSORT_EDGE_WORKERS")]
+    pub edge_workers: Option<usize>,
+
+    /// Work the edge stage admits, running or waiting, in units of one
+    /// e-mail plus one per 64 KiB of input; beyond it `/v1/classify` gets
+    /// 429 (default: four full requests, 4 × `--max-emails`).
+    #[arg(long, env = "MAILSORT_EDGE_QUEUE_UNITS")]
+    pub edge_queue_units: Option<usize>,
+
     /// Deadline of a request that names none.
     #[arg(long, env = "MAILSORT_DEADLINE_MS", default_value_t = 10_000)]
     pub default_deadline_ms: u64,

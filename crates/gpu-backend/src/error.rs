@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use mailsort_shared::api::{ErrorBody, ErrorCode};
 use thiserror::Error;
 
+use crate::edge_pool::PoolError;
 use crate::pairs::PairError;
 use crate::queue::QueueError;
 
@@ -37,9 +38,13 @@ pub enum ApiError {
         "the queue is full ({pending} pairs waiting, more than the limit or the deadline allows); retry after {retry_after_s} s"
     )]
     QueueFull { pending: usize, retry_after_s: u64 },
+    #[error(
+        "the edge stage is full ({in_use} of {capacity} units admitted: one per e-mail, one more per 64 KiB); retry after 1 s"
+    )]
+    EdgeBusy { in_use: usize, capacity: usize },
     #[error("too many requests in flight (limit {limit}); retry shortly")]
     TooManyRequests { limit: usize },
-    #[error("the deadline of {deadline_ms} ms passed before the reranker finished")]
+    #[error("the deadline of {deadline_ms} ms passed before the answer was ready")]
     DeadlineExceeded { deadline_ms: u64 },
     #[error("not ready: {0}")]
     NotReady(String),
@@ -64,7 +69,7 @@ impl ApiError {
             Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Self::UnknownBundle { .. } => ErrorCode::UnknownBundle,
             Self::UnknownLabel { .. } => ErrorCode::UnknownLabel,
-            Self::QueueFull { .. } => ErrorCode::QueueFull,
+            Self::QueueFull { .. } | Self::EdgeBusy { .. } => ErrorCode::QueueFull,
             Self::TooManyRequests { .. } => ErrorCode::TooManyRequests,
             Self::DeadlineExceeded { .. } => ErrorCode::DeadlineExceeded,
             Self::NotReady(_) => ErrorCode::NotReady,
@@ -105,6 +110,16 @@ impl ApiError {
             QueueError::Model(m) => Self::Model(m),
         }
     }
+
+    /// An edge-stage refusal or failure, for a request whose deadline was
+    /// `deadline_ms`.
+    pub fn from_edge(e: PoolError, deadline_ms: u64) -> Self {
+        match e {
+            PoolError::Busy { in_use, capacity } => Self::EdgeBusy { in_use, capacity },
+            PoolError::Expired => Self::DeadlineExceeded { deadline_ms },
+            PoolError::Failed(m) => Self::Model(m),
+        }
+    }
 }
 
 impl From<PairError> for ApiError {
@@ -118,7 +133,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let retry_after = match &self {
             Self::QueueFull { retry_after_s, .. } => Some(*retry_after_s),
-            Self::TooManyRequests { .. } | Self::NotReady(_) => Some(1),
+            Self::TooManyRequests { .. } | Self::EdgeBusy { .. } | Self::NotReady(_) => Some(1),
             _ => None,
         };
         let mut response = (status, Json(self.body())).into_response();

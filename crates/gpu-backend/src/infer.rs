@@ -15,6 +15,7 @@ use mailsort_shared::fusion::{FusionFit, fuse};
 use mailsort_shared::types::EmailInput;
 
 use crate::bundles::{Bundles, LoadedBundle};
+use crate::edge_pool::EdgePool;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::pairs::PairEncoder;
@@ -43,6 +44,8 @@ struct Checked<'b> {
 /// Everything a request needs once the server is ready.
 pub struct Engine {
     pub bundles: Bundles,
+    /// Where `/v1/classify`'s edge stage runs.
+    pub edge: EdgePool,
     pub encoder: PairEncoder,
     pub queue: Queue,
     pub reranker: RerankerInfo,
@@ -196,26 +199,29 @@ impl Engine {
             .inc_by(emails.len() as u64);
         let bundle_id = bundle.id.clone();
         let engine = self.clone();
-        let inputs: Vec<(String, EmailInput)> =
-            emails.into_iter().map(|e| (e.id, e.input)).collect();
+        let cost = EdgePool::cost(emails.iter().map(|e| e.input.byte_len()));
+        let (ids, inputs): (Vec<String>, Vec<(String, EmailInput)>) = emails
+            .into_iter()
+            .map(|e| (e.id.clone(), (e.id, e.input)))
+            .unzip();
         let started = Instant::now();
         let key = bundle_key.to_string();
-        let edge = tokio::task::spawn_blocking(move || {
-            let bundle = engine.bundle(&key).expect("bundle was found above");
-            let out = bundle.classifier.classify_with_text(&inputs, 32);
-            (inputs, out)
-        })
-        .await
-        .map_err(|e| ApiError::Model(format!("edge task: {e}")))?;
+        let outcomes = self
+            .edge
+            .run(inputs, cost, deadline.0, move |chunk| {
+                let bundle = engine.bundle(&key).expect("bundle was found above");
+                bundle.classifier.classify_with_text(chunk, chunk.len())
+            })
+            .await
+            .map_err(|e| ApiError::from_edge(e, deadline.1))?;
         self.metrics
             .stage_seconds
             .with_label_values(&["edge"])
             .observe(started.elapsed().as_secs_f64());
-        let (inputs, outcomes) = edge;
 
-        let mut results = Vec::with_capacity(inputs.len());
+        let mut results = Vec::with_capacity(ids.len());
         let mut forwarded = Vec::new();
-        for ((id, _), outcome) in inputs.into_iter().zip(outcomes) {
+        for (id, outcome) in ids.into_iter().zip(outcomes) {
             match outcome {
                 Err(e) => results.push(ClassifyResult {
                     id,

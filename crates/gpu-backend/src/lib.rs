@@ -5,13 +5,15 @@
 //! Request path: [`http::server`] (auth, limits, JSON) → [`infer`]
 //! (validation against the bundle, pair tokenization in [`pairs`], score
 //! fusion) → [`queue`] (admission, dynamic batching by length) →
-//! [`cross_encoder`] (one ONNX Runtime call per batch). [`startup`] loads
+//! [`cross_encoder`] (one ONNX Runtime call per batch). `/v1/classify` runs
+//! the edge first, on the bounded pool of [`edge_pool`]. [`startup`] loads
 //! bundles ([`bundles`]) and the model before `/ready` turns 200.
 
 pub mod auth;
 pub mod bundles;
 pub mod config;
 pub mod cross_encoder;
+pub mod edge_pool;
 pub mod error;
 pub mod http;
 pub mod infer;

@@ -13,10 +13,15 @@ use thiserror::Error;
 use crate::bundles::{BundleLoadError, Bundles};
 use crate::config::ServeConfig;
 use crate::cross_encoder::{CrossEncoder, Device, ModelError, RuntimeOptions};
+use crate::edge_pool::{EdgePool, PoolConfig};
 use crate::infer::{Engine, Limits};
 use crate::metrics::Metrics;
 use crate::pairs::{PairEncoder, PairError};
 use crate::queue::{self, BatchConfig, Batcher};
+
+/// E-mails per edge-stage chunk: small enough that a request given up on
+/// stops soon, large enough to batch the encoder.
+const EDGE_CHUNK: usize = 16;
 
 /// Default token budget per model call on CPU: larger calls ran slower per
 /// pair with ONNX Runtime on the 2-core development machine.
@@ -161,8 +166,18 @@ pub fn load(
         },
         metrics.clone(),
     );
+    let edge = EdgePool::new(PoolConfig {
+        workers: config
+            .edge_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        capacity: config
+            .edge_queue_units
+            .unwrap_or(4 * config.max_emails.max(1)),
+        chunk: EDGE_CHUNK,
+    });
     let engine = Engine {
         bundles,
+        edge,
         encoder,
         queue,
         reranker,

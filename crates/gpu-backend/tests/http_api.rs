@@ -441,6 +441,62 @@ async fn classify_runs_the_edge_and_reranks_what_it_forwards() {
     );
 }
 
+/// The probe that once took the server to 9 GB: 50 requests of 64 e-mails
+/// at once. Each now gets an answer or a refusal within its deadline plus
+/// a second, and memory stays bounded. `EDGE_FLAGS` overrides the pool
+/// (`--edge-workers 50 --edge-queue-units 100000` is the old behaviour,
+/// and fails here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_classify_requests_is_refused_not_piled_up() {
+    let flags = std::env::var("EDGE_FLAGS").unwrap_or_default();
+    let server = Server::start(&flags.split_whitespace().collect::<Vec<_>>());
+    let emails: Vec<Value> = rows(&datasets().join("banking77/test.jsonl"), 7, 64)
+        .iter()
+        .enumerate()
+        .map(|(i, r)| json!({"id": format!("m{i}"), "subject": r["subject"], "body": r["body"]}))
+        .collect();
+    let body = json!({"bundle": "b77", "deadline_ms": 10_000, "emails": emails});
+    let url = server.url("/v1/classify");
+    let answers = futures_join((0..50).map(|_| {
+        let (url, body) = (url.clone(), body.clone());
+        async move {
+            let t = std::time::Instant::now();
+            let r = client()
+                .post(&url)
+                .bearer_auth(KEY)
+                .json(&body)
+                .send()
+                .await;
+            (r.map(|r| r.status().as_u16()).ok(), t.elapsed())
+        }
+    }))
+    .await;
+    let peak = server.peak_rss_bytes();
+    let statuses: Vec<_> = answers.iter().map(|a| a.0).collect();
+    let slowest = answers.iter().map(|a| a.1).max().unwrap();
+    let ok = statuses.iter().filter(|s| **s == Some(200)).count();
+    let refused = statuses.iter().filter(|s| **s == Some(429)).count();
+    eprintln!(
+        "burst: {ok} answered, {refused} refused, slowest {slowest:?}, peak RSS {} MB",
+        peak >> 20
+    );
+    assert!(
+        statuses.iter().all(|s| matches!(s, Some(200 | 429 | 504))),
+        "{statuses:?}"
+    );
+    assert!(ok >= 1 && refused >= 1, "{statuses:?}");
+    assert!(
+        slowest < Duration::from_secs(11),
+        "slowest answer {slowest:?}"
+    );
+    assert!(peak < 1536 << 20, "peak RSS {} MB", peak >> 20);
+    // Nothing is left running: a small request is answered at once.
+    let small = json!({"bundle": "b77", "deadline_ms": 2_000,
+        "emails": [{"id": "after", "subject": "card", "body": "my card was declined"}]});
+    let (s, out) = post(&url, &small).await;
+    assert_eq!(s, 200, "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document_describes_the_api() {
     let server = Server::start(&[]);

@@ -19,6 +19,16 @@ pub enum EmailInput {
     },
 }
 
+impl EmailInput {
+    /// Bytes of text it carries.
+    pub fn byte_len(&self) -> usize {
+        match self {
+            Self::Raw { raw } => raw.len(),
+            Self::Pair { subject, body } => subject.len() + body.len(),
+        }
+    }
+}
+
 /// One label the classifier considers, with its calibrated probability.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
