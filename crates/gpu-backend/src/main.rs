@@ -44,6 +44,13 @@ async fn run(config: ServeConfig) -> Result<()> {
         tracing::warn!("--no-auth: /v1 endpoints accept requests without an API key");
         None
     } else {
+        if !config.api_keys.is_empty() {
+            // The initial environment cannot be wiped from /proc/PID/environ.
+            tracing::warn!(
+                "API keys from MAILSORT_API_KEYS (or --api-keys) stay readable in /proc/{}/environ (or the command line) to this user and root; prefer --api-keys-file",
+                std::process::id()
+            );
+        }
         Some(ApiKeys::load(
             &config.api_keys,
             config.api_keys_file.as_deref(),

@@ -89,6 +89,7 @@ async fn each_bundle_uses_and_reports_its_own_fusion() {
 
     let health: Value = client()
         .get(server.url("/health"))
+        .bearer_auth(KEY)
         .send()
         .await
         .unwrap()

@@ -500,7 +500,11 @@ async fn a_burst_of_classify_requests_is_refused_not_piled_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document_describes_the_api() {
     let server = Server::start(&[]);
-    let doc = get_json(&server, "/openapi.json").await;
+    // Without a key: the generic document, no bundle or label names.
+    let open = get_json(&server, "/openapi.json").await;
+    assert!(open["components"]["schemas"]["CandidateIn"]["properties"]["label"]["enum"].is_null());
+    assert!(!open.to_string().contains("b77"));
+    let doc = get_json_with_key(&server, "/openapi.json").await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/v1/rerank",
@@ -532,7 +536,11 @@ async fn openapi_document_describes_the_api() {
             .unwrap()
             .contains(&json!("b77"))
     );
-    let health = get_json(&server, "/health").await;
+    for path in ["/health", "/ready"] {
+        let open = get_json(&server, path).await;
+        assert_eq!(open, json!({"status": "ok"}), "{path} without a key");
+    }
+    let health = get_json_with_key(&server, "/health").await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["reranker"]["device"], "cpu");
     assert_eq!(health["reranker"]["precision"], "fp32");
@@ -603,6 +611,18 @@ where
 async fn get_json(server: &Server, path: &str) -> Value {
     client()
         .get(server.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn get_json_with_key(server: &Server, path: &str) -> Value {
+    client()
+        .get(server.url(path))
+        .bearer_auth(KEY)
         .send()
         .await
         .unwrap()

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -80,8 +80,9 @@ impl AppState {
     }
 }
 
-/// All routes. `/v1/*` need a key; health, readiness, metrics and the
-/// OpenAPI document do not (keep `/metrics` off the public side of the proxy).
+/// All routes. `/v1/*` need a key. Health, readiness and the OpenAPI
+/// document are open but name the bundles and labels only to a key holder;
+/// `/metrics` is open (keep it off the public side of the proxy).
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/rerank", post(rerank))
@@ -197,16 +198,21 @@ impl Drop for InFlight {
     }
 }
 
+/// Whether the request carries a valid API key (always, with `--no-auth`).
+fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    state.inner.keys.as_ref().is_none_or(|keys| {
+        keys.check(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        )
+    })
+}
+
 /// API key check, then a slot among `max_concurrent` requests.
 async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(keys) = &state.inner.keys {
-        let auth = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if !keys.check(auth) {
-            return ApiError::Unauthorized.into_response();
-        }
+    if !authorized(&state, req.headers()) {
+        return ApiError::Unauthorized.into_response();
     }
     let Ok(_permit) = state.inner.concurrency.clone().try_acquire_owned() else {
         return ApiError::TooManyRequests {
@@ -300,48 +306,58 @@ pub async fn classify(
     }))
 }
 
-fn health_body(state: &AppState) -> HealthResponse {
-    match state.inner.engine.get() {
-        Some(engine) => HealthResponse {
-            status: "ok".into(),
-            reranker: Some(engine.reranker.clone()),
-            bundles: engine
-                .bundles
-                .iter()
-                .map(|b| BundleInfo {
-                    name: b.name.clone(),
-                    id: b.id.clone(),
-                    labels: b.classifier.bundle().taxonomy.labels().len(),
-                    fusion: b.fusion.describe(),
-                })
-                .collect(),
-            queue_pairs: engine.queue.pending(),
-            error: None,
-        },
-        None => HealthResponse {
-            status: "starting".into(),
-            reranker: None,
-            bundles: Vec::new(),
-            queue_pairs: 0,
-            error: None,
-        },
+/// The health body; with a key, what is served too.
+fn health_body(state: &AppState, headers: &HeaderMap) -> HealthResponse {
+    let status_only = |status: &str| HealthResponse {
+        status: status.into(),
+        reranker: None,
+        bundles: Vec::new(),
+        queue_pairs: None,
+        error: None,
+    };
+    let Some(engine) = state.inner.engine.get() else {
+        return status_only("starting");
+    };
+    if !authorized(state, headers) {
+        return status_only("ok");
+    }
+    HealthResponse {
+        status: "ok".into(),
+        reranker: Some(engine.reranker.clone()),
+        bundles: engine
+            .bundles
+            .iter()
+            .map(|b| BundleInfo {
+                name: b.name.clone(),
+                id: b.id.clone(),
+                labels: b.classifier.bundle().taxonomy.labels().len(),
+                fusion: b.fusion.describe(),
+            })
+            .collect(),
+        queue_pairs: Some(engine.queue.pending()),
+        error: None,
     }
 }
 
-/// Liveness: the process answers (200 while models load, too).
+/// Liveness: the process answers (200 while models load, too). Status
+/// only without an API key; with one, the reranker, bundles and queue.
 #[utoipa::path(get, path = "/health", responses((status = 200, body = HealthResponse)))]
-pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
-    Json(health_body(&state))
+pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Json<HealthResponse> {
+    Json(health_body(&state, &headers))
 }
 
 /// Readiness: 200 once the models are loaded and warmed up, else 503.
+/// The body is as for `/health`.
 #[utoipa::path(
     get,
     path = "/ready",
     responses((status = 200, body = HealthResponse), (status = 503, body = HealthResponse))
 )]
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
-    let body = health_body(&state);
+pub async fn ready(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<HealthResponse>) {
+    let body = health_body(&state, &headers);
     let status = if body.status == "ok" {
         StatusCode::OK
     } else {
@@ -359,12 +375,15 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// This document. Once ready, the `bundle` and candidate `label` fields
-/// list what this server serves, and list lengths carry its limits.
+/// This document. Once ready, and asked with an API key, the `bundle` and
+/// candidate `label` fields list what this server serves, and list lengths
+/// carry its limits; without a key it is the generic document.
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, content_type = "application/json", body = Object)))]
-pub async fn openapi(State(state): State<AppState>) -> Json<Value> {
+pub async fn openapi(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
     let mut doc = state.inner.openapi.clone();
-    if let Some(engine) = state.inner.engine.get() {
+    if let Some(engine) = state.inner.engine.get()
+        && authorized(&state, &headers)
+    {
         let bundles: Vec<&str> = engine
             .bundles
             .iter()

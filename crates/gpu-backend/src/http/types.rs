@@ -5,7 +5,8 @@ use mailsort_shared::api::RerankerInfo;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// `GET /health` and `GET /ready`.
+/// `GET /health` and `GET /ready`. Without an API key only `status` is
+/// given: the rest names what this server serves.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct HealthResponse {
     /// ok, starting or failed.
@@ -13,9 +14,11 @@ pub struct HealthResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reranker: Option<RerankerInfo>,
     /// Loaded bundles: name and id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bundles: Vec<BundleInfo>,
     /// Pairs waiting or running.
-    pub queue_pairs: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_pairs: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
