@@ -131,6 +131,19 @@ pub struct ServeConfig {
     #[arg(long, env = "MAILSORT_MAX_CONCURRENT", default_value_t = 512)]
     pub max_concurrent: usize,
 
+    /// Connections open at once; past it, new ones wait to be accepted.
+    #[arg(long, env = "MAILSORT_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Time a client has to send a request's headers, on a new connection
+    /// and between keep-alive requests; then the connection is closed.
+    #[arg(long, env = "MAILSORT_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+
+    /// Longest pause between two parts of a request body (then 408).
+    #[arg(long, env = "MAILSORT_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+
     /// File with one API key per line (`#` starts a comment).
     #[arg(long, env = "MAILSORT_API_KEYS_FILE")]
     pub api_keys_file: Option<PathBuf>,

@@ -46,6 +46,10 @@ pub enum ApiError {
     TooManyRequests { limit: usize },
     #[error("the deadline of {deadline_ms} ms passed before the answer was ready")]
     DeadlineExceeded { deadline_ms: u64 },
+    #[error(
+        "the request was not received in time (more than {timeout_ms} ms between parts of the body, or in all)"
+    )]
+    RequestTimeout { timeout_ms: u64 },
     #[error("not ready: {0}")]
     NotReady(String),
     #[error("the server is shutting down")]
@@ -72,6 +76,7 @@ impl ApiError {
             Self::QueueFull { .. } | Self::EdgeBusy { .. } => ErrorCode::QueueFull,
             Self::TooManyRequests { .. } => ErrorCode::TooManyRequests,
             Self::DeadlineExceeded { .. } => ErrorCode::DeadlineExceeded,
+            Self::RequestTimeout { .. } => ErrorCode::RequestTimeout,
             Self::NotReady(_) => ErrorCode::NotReady,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
             Self::NotFound(_) => ErrorCode::NotFound,

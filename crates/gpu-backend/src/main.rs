@@ -2,17 +2,23 @@
 
 use std::io::IsTerminal;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use mailsort_backend::auth::ApiKeys;
 use mailsort_backend::config::ServeConfig;
+use mailsort_backend::http::listen::{self, ConnectionLimits};
 use mailsort_backend::http::openapi;
-use mailsort_backend::http::server::{AppState, router};
+use mailsort_backend::http::server::{AppState, Timeouts, router};
 use mailsort_backend::metrics::Metrics;
 use mailsort_backend::startup;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
+
+/// How far past the longest allowed deadline a request may run before the
+/// last-resort timeout answers 408: the deadline answers 504 well before.
+const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(10);
 
 /// Reranks the candidate labels of ambiguous e-mails (see README).
 #[derive(Parser)]
@@ -62,8 +68,16 @@ async fn run(config: ServeConfig) -> Result<()> {
         metrics.clone(),
         config.max_concurrent,
         config.max_body_bytes,
+        Timeouts {
+            body: Duration::from_millis(config.body_timeout_ms),
+            request: Duration::from_millis(config.max_deadline_ms) + REQUEST_TIMEOUT_MARGIN,
+        },
         openapi::document(),
     );
+    let limits = ConnectionLimits {
+        max_connections: config.max_connections,
+        header_timeout: Duration::from_millis(config.header_timeout_ms),
+    };
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -84,9 +98,8 @@ async fn run(config: ServeConfig) -> Result<()> {
     };
     let app = router(state.clone());
     let mut server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        listen::serve(listener, app, limits, shutdown_signal()).await;
+        Ok::<_, std::io::Error>(())
     });
     let batcher = tokio::select! {
         loaded = loader => loaded.context("loader task")?.context("cannot start")?,

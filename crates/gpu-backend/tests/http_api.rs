@@ -497,6 +497,60 @@ async fn a_burst_of_classify_requests_is_refused_not_piled_up() {
     assert_eq!(s, 200, "{out}");
 }
 
+/// Slowloris: connections that send nothing hold a slot only until the
+/// header timeout, no more than `--max-connections` are open, and a body
+/// that stops half-way gets 408.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slow_clients_are_cut_off_and_connections_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let server = Server::start(&[
+        "--max-connections",
+        "3",
+        "--header-timeout-ms",
+        "1500",
+        "--body-timeout-ms",
+        "500",
+    ]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let past_cap = client()
+        .get(server.url("/health"))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(
+        past_cap.is_err(),
+        "a fourth connection was served past the cap"
+    );
+    // The server closes each idle connection after the header timeout.
+    for mut conn in idle {
+        let mut buf = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut buf)).await;
+        assert!(closed.is_ok(), "an idle connection was kept open");
+    }
+    let (s, _) = post(&server.url("/v1/rerank"), &json!({})).await;
+    assert_eq!(s, 422, "the server did not recover its connection slots");
+
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/rerank HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"bundle\":"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer))
+        .await
+        .expect("a stalled body is answered")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document_describes_the_api() {
     let server = Server::start(&[]);

@@ -33,6 +33,8 @@ pub enum ErrorCode {
     NotReady,
     ShuttingDown,
     DeadlineExceeded,
+    /// The client was too slow sending its request.
+    RequestTimeout,
     ModelError,
     /// The server's own configuration or start-up failed.
     Internal,
@@ -45,6 +47,7 @@ impl ErrorCode {
             Self::Unauthorized => 401,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
+            Self::RequestTimeout => 408,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::InvalidJson
@@ -79,6 +82,7 @@ impl ErrorCode {
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::ModelError => "model_error",
             Self::Internal => "internal",
+            Self::RequestTimeout => "request_timeout",
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
@@ -19,6 +19,7 @@ use mailsort_shared::api::{
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 use crate::auth::ApiKeys;
 use crate::error::ApiError;
@@ -41,9 +42,20 @@ struct Shared {
     concurrency: Arc<Semaphore>,
     max_concurrent: usize,
     max_body_bytes: usize,
+    timeouts: Timeouts,
     /// The OpenAPI document as built at start (`http/openapi.rs`);
     /// `/openapi.json` adds what the loaded bundles serve.
     openapi: Value,
+}
+
+/// How long a client may take to send its request.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Longest pause between two parts of a body.
+    pub body: Duration,
+    /// Longest whole request, answer included: a bound on everything, set
+    /// above the longest deadline a request may ask for.
+    pub request: Duration,
 }
 
 impl AppState {
@@ -52,6 +64,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         max_concurrent: usize,
         max_body_bytes: usize,
+        timeouts: Timeouts,
         openapi: Value,
     ) -> Self {
         Self {
@@ -62,6 +75,7 @@ impl AppState {
                 concurrency: Arc::new(Semaphore::new(max_concurrent)),
                 max_concurrent,
                 max_body_bytes,
+                timeouts,
                 openapi,
             }),
         }
@@ -97,6 +111,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(|req: Request| async move { ApiError::NotFound(req.uri().path().to_string()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.inner.max_body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(state.inner.timeouts.body))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.inner.timeouts.request,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -124,7 +143,17 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         started: Instant::now(),
         done: false,
     };
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
+    // tower-http's whole-request timeout answers a bare 408: give it the
+    // API's error body.
+    if response.status() == StatusCode::REQUEST_TIMEOUT
+        && response.extensions().get::<ErrorCode>().is_none()
+    {
+        response = ApiError::RequestTimeout {
+            timeout_ms: state.inner.timeouts.request.as_millis() as u64,
+        }
+        .into_response();
+    }
     observed.done = true;
     let status = response.status();
     observed.count(status.as_str());
@@ -239,9 +268,24 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                     limit: state.inner.max_body_bytes,
                 })
             }
+            Err(r) if caused_by_timeout(&r) => Err(ApiError::RequestTimeout {
+                timeout_ms: state.inner.timeouts.body.as_millis() as u64,
+            }),
             Err(r) => Err(ApiError::InvalidJson(r.body_text())),
         }
     }
+}
+
+/// Whether reading the body failed because the client paused too long.
+fn caused_by_timeout(rejection: &JsonRejection) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Rerank the edge's candidates for ambiguous e-mails.
