@@ -78,6 +78,8 @@ fn main() {
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");
-        std::process::exit(1);
+        // 2: the run went through, but some of its e-mails failed.
+        let partial = err.downcast_ref::<classify::SomeFailed>().is_some();
+        std::process::exit(if partial { 2 } else { 1 });
     }
 }

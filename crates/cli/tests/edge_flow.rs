@@ -11,6 +11,8 @@ use mailsort_edge::{EdgeClassifier, EdgeError, Embedder};
 use mailsort_shared::api::RerankRequest;
 use mailsort_shared::bundle::Bundle;
 use mailsort_shared::types::{DecidedBy, EmailInput, ForwardReason};
+use std::path::Path;
+
 use serde_json::Value;
 
 /// A BANKING77 bundle built once per test binary from every 4th training row.
@@ -213,6 +215,42 @@ fn bad_jsonl_names_the_line() {
         dir.path().join("x").to_str().unwrap(),
     ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+}
+
+#[test]
+fn bad_inputs_are_error_lines_in_order_and_the_exit_code_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let eml = repo_root().join("examples/emails/refund-html.eml");
+    let garbage = dir.path().join("garbage.mbox");
+    std::fs::write(&garbage, "no From line here\n").unwrap();
+    let bundle = banking_bundle();
+    let args = |inputs: &[&Path]| {
+        let mut a = vec!["classify", "--bundle", bundle.to_str().unwrap()];
+        a.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+        mailsort(&a)
+    };
+    let out = args(&[&eml, dir.path(), &garbage, &eml]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[0]["label"].is_string() && lines[3]["label"].is_string());
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("is a directory")
+    );
+    assert!(
+        lines[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("holds no message")
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 of 4"));
+    assert_eq!(args(&[&eml]).status.code(), Some(0));
 }
 
 #[test]

@@ -71,6 +71,27 @@ pub fn read_jsonl(
     reader: impl BufRead,
     require_label: bool,
 ) -> Result<Vec<LabelledEmail>, DatasetError> {
+    let mut out = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let n = i + 1;
+        let line = line.map_err(|source| DatasetError::Io { line: n, source })?;
+        if let Some(row) = parse_line(&line, n, require_label)? {
+            out.push(row);
+        }
+    }
+    if out.is_empty() {
+        return Err(DatasetError::Empty);
+    }
+    Ok(out)
+}
+
+/// One line of labelled JSONL (`n` counts from 1, for messages and the
+/// default id); `None` for a blank line.
+pub fn parse_line(
+    line: &str,
+    n: usize,
+    require_label: bool,
+) -> Result<Option<LabelledEmail>, DatasetError> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Id {
@@ -91,54 +112,43 @@ pub fn read_jsonl(
         #[serde(default)]
         raw: Option<String>,
     }
-    let mut out = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let n = i + 1;
-        let line = line.map_err(|source| DatasetError::Io { line: n, source })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let row: Row = serde_json::from_str(&line).map_err(|e| DatasetError::Line {
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let row: Row = serde_json::from_str(line).map_err(|e| DatasetError::Line {
+        line: n,
+        message: format!("not a JSON object of the expected shape: {e}"),
+    })?;
+    if row.subject.is_none() && row.body.is_none() && row.raw.is_none() {
+        return Err(DatasetError::Line {
             line: n,
-            message: format!("not a JSON object of the expected shape: {e}"),
-        })?;
-        if row.subject.is_none() && row.body.is_none() && row.raw.is_none() {
-            return Err(DatasetError::Line {
-                line: n,
-                message: "needs at least one of `subject`, `body` or `raw`".into(),
-            });
-        }
-        let label = row.label.map(|l| l.trim().to_string());
-        if require_label && label.as_deref().is_none_or(str::is_empty) {
-            return Err(DatasetError::Line {
-                line: n,
-                message: "has no `label`".into(),
-            });
-        }
-        let id = match row.id {
-            Some(Id::S(s)) => s,
-            Some(Id::N(n)) => n.to_string(),
-            None => format!("line-{n}"),
-        };
-        let (subject, body) = match (row.subject, row.body, &row.raw) {
-            (s, b, _) if s.is_some() || b.is_some() => {
-                (s.unwrap_or_default(), b.unwrap_or_default())
-            }
-            _ => (String::new(), String::new()),
-        };
-        out.push(LabelledEmail {
-            id,
-            subject,
-            body,
-            label,
-            parent: row.parent,
-            raw: row.raw,
+            message: "needs at least one of `subject`, `body` or `raw`".into(),
         });
     }
-    if out.is_empty() {
-        return Err(DatasetError::Empty);
+    let label = row.label.map(|l| l.trim().to_string());
+    if require_label && label.as_deref().is_none_or(str::is_empty) {
+        return Err(DatasetError::Line {
+            line: n,
+            message: "has no `label`".into(),
+        });
     }
-    Ok(out)
+    let id = match row.id {
+        Some(Id::S(s)) => s,
+        Some(Id::N(n)) => n.to_string(),
+        None => format!("line-{n}"),
+    };
+    let (subject, body) = match (row.subject, row.body, &row.raw) {
+        (s, b, _) if s.is_some() || b.is_some() => (s.unwrap_or_default(), b.unwrap_or_default()),
+        _ => (String::new(), String::new()),
+    };
+    Ok(Some(LabelledEmail {
+        id,
+        subject,
+        body,
+        label,
+        parent: row.parent,
+        raw: row.raw,
+    }))
 }
 
 #[cfg(test)]

@@ -51,6 +51,9 @@ pub fn decide_all(
     run: &RunArgs,
     cache: Option<&dyn EmbeddingCache>,
 ) -> Result<Vec<(String, Outcome)>> {
+    if emails.is_empty() {
+        return Ok(Vec::new());
+    }
     let inputs: Vec<(String, EmailInput)> = emails.into_iter().map(|e| (e.id, e.input)).collect();
     let bar = progress::bar(inputs.len(), "classify");
     let outcomes =
@@ -101,43 +104,133 @@ pub fn decide_labelled(
     Ok(Labelled { decided, gold })
 }
 
+/// E-mails classified together: output follows each such chunk, so memory
+/// stays bounded however long the input is.
+const CHUNK: usize = 256;
+
+/// Some e-mails or inputs failed; the others were classified. `main` exits
+/// with status 2 on it.
+#[derive(Debug)]
+pub struct SomeFailed {
+    pub failed: usize,
+    pub total: usize,
+}
+
+impl std::fmt::Display for SomeFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} e-mails or inputs could not be classified (see their `error` lines)",
+            self.failed, self.total
+        )
+    }
+}
+
+impl std::error::Error for SomeFailed {}
+
 pub fn run(args: ClassifyArgs) -> Result<()> {
     let classifier = load_classifier(&args.bundle, &args.model)?;
-    let mut emails = Vec::new();
-    for f in &args.files {
-        emails.extend(inputs::read_any(f)?);
-    }
-    let total = emails.len();
+    let max_bytes = classifier.bundle().clean.max_message_bytes;
     let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let mut forwarded = args.forwarded_out.as_deref().map(create).transpose()?;
-    let mut failed = 0;
-    for (id, outcome) in decide_all(&classifier, emails, &args.run, None)? {
-        match outcome {
-            Ok((d, text)) => {
-                writeln!(out, "{}", serde_json::to_string(&d)?)?;
-                if let Some(w) = forwarded.as_mut()
-                    && d.needs_rerank()
-                {
-                    let request =
-                        RerankRequest::for_decisions(&classifier.bundle().id, [(&d, &*text)], None);
-                    writeln!(w, "{}", serde_json::to_string(&request)?)?;
+    let mut out = Output {
+        lines: BufWriter::new(stdout.lock()),
+        forwarded: args.forwarded_out.as_deref().map(create).transpose()?,
+        bundle_id: classifier.bundle().id.clone(),
+        failed: 0,
+        total: 0,
+    };
+    let mut chunk = Vec::with_capacity(CHUNK);
+    for f in &args.files {
+        for item in inputs::stream_any(f, max_bytes) {
+            match item {
+                Ok(email) => {
+                    chunk.push(email);
+                    if chunk.len() == CHUNK {
+                        out.decided(decide_all(
+                            &classifier,
+                            std::mem::take(&mut chunk),
+                            &args.run,
+                            None,
+                        )?)?;
+                    }
                 }
-            }
-            Err(e) => {
-                failed += 1;
-                writeln!(out, "{}", serde_json::json!({"id": id, "error": e}))?;
+                Err(fault) => {
+                    // Keep the output in input order.
+                    out.decided(decide_all(
+                        &classifier,
+                        std::mem::take(&mut chunk),
+                        &args.run,
+                        None,
+                    )?)?;
+                    out.failure(&fault.id, &fault.error)?;
+                }
             }
         }
     }
-    out.flush()?;
-    if let Some(mut w) = forwarded {
-        w.flush()?;
+    out.decided(decide_all(&classifier, chunk, &args.run, None)?)?;
+    out.finish()
+}
+
+/// Where decisions go, as they come.
+struct Output<W: Write> {
+    lines: W,
+    forwarded: Option<BufWriter<fs::File>>,
+    bundle_id: String,
+    failed: usize,
+    total: usize,
+}
+
+impl<W: Write> Output<W> {
+    fn decided(&mut self, outcomes: Vec<(String, Outcome)>) -> Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        for (id, outcome) in outcomes {
+            match outcome {
+                Ok((d, text)) => {
+                    self.total += 1;
+                    writeln!(self.lines, "{}", serde_json::to_string(&d)?)?;
+                    if let Some(w) = self.forwarded.as_mut()
+                        && d.needs_rerank()
+                    {
+                        let request =
+                            RerankRequest::for_decisions(&self.bundle_id, [(&d, &*text)], None);
+                        writeln!(w, "{}", serde_json::to_string(&request)?)?;
+                    }
+                }
+                Err(e) => self.failure(&id, &e)?,
+            }
+        }
+        self.lines.flush()?;
+        Ok(())
     }
-    if failed > 0 {
-        eprintln!("{failed} of {total} e-mails could not be classified (see their `error`)");
+
+    fn failure(&mut self, id: &str, error: &str) -> Result<()> {
+        self.total += 1;
+        self.failed += 1;
+        writeln!(
+            self.lines,
+            "{}",
+            serde_json::json!({"id": id, "error": error})
+        )?;
+        self.lines.flush()?;
+        Ok(())
     }
-    Ok(())
+
+    fn finish(mut self) -> Result<()> {
+        self.lines.flush()?;
+        if let Some(mut w) = self.forwarded.take() {
+            w.flush()?;
+        }
+        if self.failed > 0 {
+            return Err(SomeFailed {
+                failed: self.failed,
+                total: self.total,
+            }
+            .into());
+        }
+        Ok(())
+    }
 }
 
 fn create(path: &Path) -> Result<BufWriter<fs::File>> {
