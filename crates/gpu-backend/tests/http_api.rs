@@ -663,26 +663,19 @@ where
 }
 
 async fn get_json(server: &Server, path: &str) -> Value {
-    client()
-        .get(server.url(path))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json_as(server, path, None).await
 }
 
 async fn get_json_with_key(server: &Server, path: &str) -> Value {
-    client()
-        .get(server.url(path))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json_as(server, path, Some(KEY)).await
+}
+
+async fn get_json_as(server: &Server, path: &str, key: Option<&str>) -> Value {
+    let mut request = client().get(server.url(path));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 async fn metrics_text(server: &Server) -> String {

@@ -121,6 +121,19 @@ pub enum RerankCallError {
     Count { got: usize, sent: usize },
 }
 
+impl RerankCallError {
+    /// What an edge may pass on to its own callers: the status and code,
+    /// never the backend's words (they can name its bundles and labels).
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Refused { status, code, .. } => format!("the backend answered {status} {code}"),
+            Self::Status { status, .. } => format!("the backend answered {status}"),
+            Self::Unreadable(_) => "the backend's answer is unreadable".into(),
+            Self::Count { .. } => self.to_string(),
+        }
+    }
+}
+
 /// The URL of `/v1/rerank` under a backend's base URL.
 pub fn rerank_url(base: &str) -> String {
     format!("{}{RERANK_PATH}", base.trim_end_matches('/'))
@@ -359,6 +372,22 @@ pub struct ClassifyResult {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_call_error_summary_keeps_the_code_and_drops_the_backends_words() {
+        let refused = RerankCallError::Refused {
+            status: 422,
+            code: ErrorCode::UnknownBundle,
+            message: "unknown bundle \"x\"; this server has support (1d59b50b)".into(),
+        };
+        assert_eq!(refused.summary(), "the backend answered 422 unknown_bundle");
+        let status = RerankCallError::Status {
+            status: 502,
+            body: "<html>upstream 10.0.0.7 failed</html>".into(),
+        };
+        assert_eq!(status.summary(), "the backend answered 502");
+    }
+
     use super::*;
 
     #[test]

@@ -8,7 +8,7 @@ use futures_util::future::{Either, select};
 use mailsort_shared::api::{self, RerankRequest, RerankResponse};
 use mailsort_shared::types::Decision;
 use serde::Serialize;
-use worker::{Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{Delay, Fetch, Headers, Method, Request, RequestInit, console_error};
 
 use crate::config::Config;
 
@@ -44,16 +44,21 @@ async fn call(config: &Config, request: RerankRequest) -> Result<RerankResponse,
         .with_body(Some(body.into()));
     let url = api::rerank_url(&config.backend_url);
     let request = Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
-    let mut response = Fetch::Request(request)
-        .send()
-        .await
-        .map_err(|e| format!("backend unreachable: {e}"))?;
+    // The full reason goes to the Worker's log; callers get a summary, never
+    // the backend's own words or addresses.
+    let mut response = Fetch::Request(request).send().await.map_err(|e| {
+        console_error!("backend unreachable: {e}");
+        "backend unreachable".to_string()
+    })?;
     let status = response.status_code();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| format!("backend answer unreadable: {e}"))?;
-    RerankResponse::read(status, &body, request_len).map_err(|e| e.to_string())
+    let body = response.bytes().await.map_err(|e| {
+        console_error!("backend answer unreadable: {e}");
+        "backend answer unreadable".to_string()
+    })?;
+    RerankResponse::read(status, &body, request_len).map_err(|e| {
+        console_error!("{e}");
+        e.summary()
+    })
 }
 
 /// Reranks a forwarded decision in place; on failure marks it provisional.

@@ -17,6 +17,7 @@ mod config;
 mod error;
 mod model;
 
+use futures_util::StreamExt;
 use mailsort_shared::api::ErrorCode;
 use mailsort_shared::auth::KeySet;
 use mailsort_shared::types::{DecidedBy, Decision, EmailInput};
@@ -89,10 +90,7 @@ async fn classify(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let bytes = req.bytes().await?;
-    if bytes.len() > config.max_body_bytes {
-        return Err(too_large(config.max_body_bytes));
-    }
+    let bytes = read_body(&mut req, config.max_body_bytes).await?;
     let (id, input) = match media.as_str() {
         "application/json" => {
             let body = parse_json(&bytes)?;
@@ -136,6 +134,24 @@ fn parse_json(bytes: &[u8]) -> Result<ClassifyBody, ApiError> {
         return Err(invalid(format!("unknown field `{field}`")));
     }
     serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+}
+
+/// The body, read as it arrives and refused as soon as it passes `limit`:
+/// a chunked body declares no length, and must not be held whole first.
+async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+    // `stream` fails only when there is no body at all.
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new());
+    };
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 fn too_large(limit: usize) -> ApiError {

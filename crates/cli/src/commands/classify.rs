@@ -146,28 +146,18 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
                 Ok(email) => {
                     chunk.push(email);
                     if chunk.len() == CHUNK {
-                        out.decided(decide_all(
-                            &classifier,
-                            std::mem::take(&mut chunk),
-                            &args.run,
-                            None,
-                        )?)?;
+                        out.classify(&classifier, &args.run, std::mem::take(&mut chunk))?;
                     }
                 }
                 Err(fault) => {
                     // Keep the output in input order.
-                    out.decided(decide_all(
-                        &classifier,
-                        std::mem::take(&mut chunk),
-                        &args.run,
-                        None,
-                    )?)?;
+                    out.classify(&classifier, &args.run, std::mem::take(&mut chunk))?;
                     out.failure(&fault.id, &fault.error)?;
                 }
             }
         }
     }
-    out.decided(decide_all(&classifier, chunk, &args.run, None)?)?;
+    out.classify(&classifier, &args.run, chunk)?;
     out.finish()
 }
 
@@ -181,11 +171,17 @@ struct Output<W: Write> {
 }
 
 impl<W: Write> Output<W> {
-    fn decided(&mut self, outcomes: Vec<(String, Outcome)>) -> Result<()> {
-        if outcomes.is_empty() {
+    /// Classifies `emails` and writes what came of each.
+    fn classify(
+        &mut self,
+        classifier: &EdgeClassifier,
+        run: &RunArgs,
+        emails: Vec<InputEmail>,
+    ) -> Result<()> {
+        if emails.is_empty() {
             return Ok(());
         }
-        for (id, outcome) in outcomes {
+        for (id, outcome) in decide_all(classifier, emails, run, None)? {
             match outcome {
                 Ok((d, text)) => {
                     self.total += 1;
