@@ -71,8 +71,13 @@ start_server() {
   start_backend "$PORT" "$KEY" "$OUT/server.log" --bundle out/support.msb --device "$DEVICE" "$@"
 }
 
-drain() { # wait until the server has no queued pairs left
-  until curl -s "http://127.0.0.1:${1:-$PORT}/health" | grep -q '"queue_pairs":0'; do sleep 0.5; done
+drain() { # wait until the server has no queued pairs left (at most 2 min)
+  for _ in $(seq 1 240); do
+    curl -s -H "Authorization: Bearer $KEY" "http://127.0.0.1:${1:-$PORT}/health" | grep -q '"queue_pairs":0' && return 0
+    sleep 0.5
+  done
+  echo "the server on port ${1:-$PORT} still had queued pairs after 2 min" >&2
+  exit 1
 }
 
 load() { # name, extra oha args…
