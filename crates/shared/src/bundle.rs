@@ -18,6 +18,12 @@ use crate::taxonomy::Taxonomy;
 pub const MAGIC: &[u8; 8] = b"MSBUNDLE";
 /// Bumped whenever the payload layout changes.
 pub const FORMAT_VERSION: u32 = 1;
+/// The range a head's softmax temperature may take.
+pub const MIN_TEMPERATURE: f32 = 1e-3;
+pub const MAX_TEMPERATURE: f32 = 100.0;
+/// The largest head weight or bias a bundle may hold (trained ones are
+/// near 1).
+pub const MAX_WEIGHT: f32 = 1e4;
 
 /// The encoder a bundle was built with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -250,6 +256,28 @@ impl Bundle {
         if let Some(l) = h.labels.iter().find(|l| self.taxonomy.get(l).is_none()) {
             return invalid(format!("head label `{l}` is not in the taxonomy"));
         }
+        // Within these, logits stay finite for any unit embedding, so the
+        // probabilities are always numbers.
+        if !(h.temperature.is_finite()
+            && (MIN_TEMPERATURE..=MAX_TEMPERATURE).contains(&h.temperature))
+        {
+            return invalid(format!(
+                "head temperature {} is outside [{MIN_TEMPERATURE}, {MAX_TEMPERATURE}]",
+                h.temperature
+            ));
+        }
+        if h.weights
+            .iter()
+            .chain(&h.bias)
+            .any(|w| !(w.is_finite() && w.abs() <= MAX_WEIGHT))
+        {
+            return invalid(format!(
+                "a head weight or bias is not a number within ±{MAX_WEIGHT}"
+            ));
+        }
+        if let Err(e) = self.gate.check() {
+            return invalid(e);
+        }
         if let Some(e) = &self.exemplars {
             let n = e.scales.len();
             if e.dim != h.dim || e.vectors.len() != n * e.dim || e.label_index.len() != n {
@@ -257,6 +285,15 @@ impl Bundle {
             }
             if e.label_index.iter().any(|&i| i as usize >= h.labels.len()) {
                 return invalid("an exemplar points to a label the head does not have".into());
+            }
+            if !(e.weight.is_finite() && (0.0..=1.0).contains(&e.weight)) || e.k == 0 {
+                return invalid(format!(
+                    "exemplar weight {} (must be in [0, 1]) or k {} (must be 1 or more)",
+                    e.weight, e.k
+                ));
+            }
+            if e.scales.iter().any(|s| !(s.is_finite() && *s >= 0.0)) {
+                return invalid("an exemplar scale is not a finite number ≥ 0".into());
             }
         }
         Ok(())
@@ -332,22 +369,53 @@ mod tests {
         assert!(matches!(b.encode(), Err(BundleError::Invalid(_))));
     }
 
-    #[test]
-    fn a_token_cap_the_encoder_cannot_run_is_refused_at_load() {
-        let mut b = tiny();
-        b.clean.token_cap = 100_000;
-        // Encoded by hand, as a bundle edited with its checksum recomputed.
-        let payload = postcard::to_allocvec(&b).unwrap();
+    /// Encoded by hand, unchecked: a bundle edited with its checksum
+    /// recomputed.
+    fn edited(b: &Bundle) -> Vec<u8> {
+        let payload = postcard::to_allocvec(b).unwrap();
         let mut bytes = MAGIC.to_vec();
         bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         bytes.extend_from_slice(&Sha256::digest(&payload));
         bytes.extend_from_slice(&payload);
-        match Bundle::decode(&bytes) {
+        bytes
+    }
+
+    #[test]
+    fn a_token_cap_the_encoder_cannot_run_is_refused_at_load() {
+        let mut b = tiny();
+        b.clean.token_cap = 100_000;
+        match Bundle::decode(&edited(&b)) {
             Err(BundleError::Invalid(m)) => assert!(m.contains("token cap 100000"), "{m}"),
             other => panic!("loaded: {other:?}"),
         }
         b.clean.token_cap = 512;
         assert!(b.encode().is_ok());
+    }
+
+    #[test]
+    fn values_out_of_range_are_refused_at_load() {
+        let refused = |f: &dyn Fn(&mut Bundle), says: &str| {
+            let mut b = tiny();
+            f(&mut b);
+            match Bundle::decode(&edited(&b)) {
+                Err(BundleError::Invalid(m)) => assert!(m.contains(says), "{m:?} lacks {says:?}"),
+                other => panic!("loaded: {other:?}"),
+            }
+        };
+        refused(&|b| b.head.temperature = 0.0, "head temperature 0");
+        refused(&|b| b.head.temperature = f32::NAN, "head temperature NaN");
+        refused(&|b| b.head.weights[0] = f32::INFINITY, "head weight");
+        refused(&|b| b.head.bias[1] = 1e30, "head weight or bias");
+        refused(&|b| b.gate.margin_threshold = 2.0, "margin threshold 2");
+        refused(&|b| b.gate.top_k = 0, "top_k 0");
+        refused(
+            &|b| b.exemplars.as_mut().unwrap().weight = -1.0,
+            "exemplar weight -1",
+        );
+        refused(
+            &|b| b.exemplars.as_mut().unwrap().scales[0] = f32::NAN,
+            "exemplar scale",
+        );
     }
 
     #[test]

@@ -47,7 +47,40 @@ pub enum GateOutcome {
     Forward(ForwardReason),
 }
 
+/// The most candidates a bundle may report per e-mail.
+pub const MAX_TOP_K: usize = 64;
+
 impl GateConfig {
+    /// Range checks: 1 to [`MAX_TOP_K`] candidates; every threshold a
+    /// margin between two probabilities can be compared with, in [0, 1].
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=MAX_TOP_K).contains(&self.top_k) {
+            return Err(format!(
+                "the gate's top_k {} is outside 1..={MAX_TOP_K}",
+                self.top_k
+            ));
+        }
+        let in_range = |t: f32| t.is_finite() && (0.0..=1.0).contains(&t);
+        if !in_range(self.margin_threshold) {
+            return Err(format!(
+                "the gate's margin threshold {} is outside [0, 1]",
+                self.margin_threshold
+            ));
+        }
+        if !in_range(self.confusable_threshold) {
+            return Err(format!(
+                "the gate's confusable threshold {} is outside [0, 1]",
+                self.confusable_threshold
+            ));
+        }
+        if let Some((label, t)) = self.per_label.iter().find(|(_, t)| !in_range(**t)) {
+            return Err(format!(
+                "the gate's threshold {t} for label `{label}` is outside [0, 1]"
+            ));
+        }
+        Ok(())
+    }
+
     /// True when `a` and `b` are a known confusable pair or, if enabled, siblings.
     pub fn confusable(&self, a: &str, b: &str, taxonomy: &Taxonomy) -> bool {
         (self.siblings_confusable && taxonomy.are_siblings(a, b))
@@ -132,6 +165,26 @@ mod tests {
             label: label.into(),
             probability: p,
         }
+    }
+
+    #[test]
+    fn thresholds_out_of_range_are_refused() {
+        assert!(GateConfig::default().check().is_ok());
+        let with = |f: &dyn Fn(&mut GateConfig)| {
+            let mut g = GateConfig::default();
+            f(&mut g);
+            g.check()
+        };
+        assert!(with(&|g| g.top_k = 0).unwrap_err().contains("top_k 0"));
+        assert!(with(&|g| g.margin_threshold = f32::NAN).is_err());
+        assert!(with(&|g| g.confusable_threshold = 1.5).is_err());
+        assert!(
+            with(&|g| {
+                g.per_label.insert("x".into(), -0.1);
+            })
+            .unwrap_err()
+            .contains("`x`")
+        );
     }
 
     #[test]
