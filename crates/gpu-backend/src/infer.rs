@@ -3,7 +3,6 @@
 //! probabilities; for `/v1/classify`, run the edge first and rerank only
 //! what its gate forwards.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,47 +100,22 @@ impl Engine {
         emails
             .iter()
             .map(|e| {
-                let n = e.candidates.len();
-                if n == 0 || n > self.limits.max_candidates {
-                    return Err(ApiError::InvalidRequest(format!(
-                        "e-mail {:?}: send 1 to {} candidates (got {n})",
-                        e.id, self.limits.max_candidates
-                    )));
-                }
-                let mut seen = HashSet::new();
-                let mut texts = Vec::with_capacity(n);
-                for c in &e.candidates {
-                    if !seen.insert(c.label.as_str()) {
-                        return Err(ApiError::InvalidRequest(format!(
-                            "e-mail {:?}: label {:?} is listed twice",
-                            e.id, c.label
-                        )));
-                    }
-                    texts.push(bundle.label_text(&c.label).ok_or_else(|| {
-                        ApiError::UnknownLabel {
-                            label: c.label.clone(),
-                            email: e.id.clone(),
-                            bundle: bundle.name.clone(),
-                        }
-                    })?);
-                }
-                let probs: Vec<f32> = e.candidates.iter().filter_map(|c| c.probability).collect();
-                if probs.iter().any(|p| !(0.0..=1.0).contains(p)) {
-                    return Err(ApiError::InvalidRequest(format!(
-                        "e-mail {:?}: probabilities must lie in [0, 1]",
-                        e.id
-                    )));
-                }
-                let edge = match probs.len() {
-                    0 => None,
-                    k if k == n => Some(probs),
-                    _ => {
-                        return Err(ApiError::InvalidRequest(format!(
-                            "e-mail {:?}: give a probability for every candidate or for none",
-                            e.id
-                        )));
-                    }
-                };
+                let edge = e
+                    .check_candidates(self.limits.max_candidates)
+                    .map_err(ApiError::InvalidRequest)?;
+                let texts = e
+                    .candidates
+                    .iter()
+                    .map(|c| {
+                        bundle
+                            .label_text(&c.label)
+                            .ok_or_else(|| ApiError::UnknownLabel {
+                                label: c.label.clone(),
+                                email: e.id.clone(),
+                                bundle: bundle.name.clone(),
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(Checked { texts, edge })
             })
             .collect()

@@ -122,6 +122,18 @@ pub enum RerankCallError {
 }
 
 impl RerankCallError {
+    /// Whether the same request may succeed later: the backend was busy
+    /// (429), or it or a proxy in front of it was down or slow (502, 503,
+    /// 504). Anything else needs a change on one side first.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Refused { status, .. } | Self::Status { status, .. } => {
+                matches!(status, 429 | 502 | 503 | 504)
+            }
+            Self::Unreadable(_) | Self::Count { .. } => false,
+        }
+    }
+
     /// What an edge may pass on to its own callers: the status and code,
     /// never the backend's words (they can name its bundles and labels).
     pub fn summary(&self) -> String {
@@ -189,6 +201,52 @@ impl RerankEmail {
                     probability: Some(c.probability),
                 })
                 .collect(),
+        }
+    }
+}
+
+impl RerankEmail {
+    /// Checks the candidates against the wire rules: 1 to `max_candidates`
+    /// labels, no repeats, probabilities in [0, 1] given for all or none.
+    /// Returns the edge's probabilities when they were given. Whether each
+    /// label exists is the bundle's business, not this check's.
+    pub fn check_candidates(&self, max_candidates: usize) -> Result<Option<Vec<f32>>, String> {
+        let n = self.candidates.len();
+        if n == 0 || n > max_candidates {
+            return Err(format!(
+                "e-mail {:?}: send 1 to {max_candidates} candidates (got {n})",
+                self.id
+            ));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(n);
+        if let Some(c) = self
+            .candidates
+            .iter()
+            .find(|c| !seen.insert(c.label.as_str()))
+        {
+            return Err(format!(
+                "e-mail {:?}: label {:?} is listed twice",
+                self.id, c.label
+            ));
+        }
+        let probs: Vec<f32> = self
+            .candidates
+            .iter()
+            .filter_map(|c| c.probability)
+            .collect();
+        if probs.iter().any(|p| !(0.0..=1.0).contains(p)) {
+            return Err(format!(
+                "e-mail {:?}: probabilities must lie in [0, 1]",
+                self.id
+            ));
+        }
+        match probs.len() {
+            0 => Ok(None),
+            k if k == n => Ok(Some(probs)),
+            _ => Err(format!(
+                "e-mail {:?}: give a probability for every candidate or for none",
+                self.id
+            )),
         }
     }
 }
@@ -389,6 +447,68 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn busy_and_down_are_transient_and_refusals_are_not() {
+        let refused = |status, code| RerankCallError::Refused {
+            status,
+            code,
+            message: String::new(),
+        };
+        assert!(refused(429, ErrorCode::QueueFull).is_transient());
+        assert!(refused(504, ErrorCode::DeadlineExceeded).is_transient());
+        assert!(refused(503, ErrorCode::NotReady).is_transient());
+        assert!(
+            RerankCallError::Status {
+                status: 502,
+                body: String::new()
+            }
+            .is_transient()
+        );
+        assert!(!refused(401, ErrorCode::Unauthorized).is_transient());
+        assert!(!refused(422, ErrorCode::UnknownBundle).is_transient());
+        assert!(!RerankCallError::Unreadable("x".into()).is_transient());
+    }
+
+    fn email(candidates: &[(&str, Option<f32>)]) -> RerankEmail {
+        RerankEmail {
+            id: "e".into(),
+            text: "t".into(),
+            candidates: candidates
+                .iter()
+                .map(|&(label, probability)| CandidateIn {
+                    label: label.into(),
+                    probability,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn candidates_are_checked_against_the_wire_rules() {
+        assert_eq!(
+            email(&[("a", None), ("b", None)]).check_candidates(4),
+            Ok(None)
+        );
+        assert_eq!(
+            email(&[("a", Some(0.7)), ("b", Some(0.3))]).check_candidates(4),
+            Ok(Some(vec![0.7, 0.3]))
+        );
+        let refused = |c: &[(&str, Option<f32>)], max: usize, why: &str| {
+            let e = email(c).check_candidates(max).expect_err(why);
+            assert!(e.contains(why), "{e:?} should say {why:?}");
+        };
+        refused(&[], 4, "send 1 to 4 candidates (got 0)");
+        refused(&[("a", None), ("b", None), ("c", None)], 2, "(got 3)");
+        refused(&[("a", None), ("a", None)], 4, "listed twice");
+        refused(&[("a", Some(1.5))], 4, "[0, 1]");
+        refused(&[("a", Some(f32::NAN))], 4, "[0, 1]");
+        refused(
+            &[("a", Some(0.5)), ("b", None)],
+            4,
+            "every candidate or for none",
+        );
+    }
 
     #[test]
     fn codes_serialise_as_their_names_and_map_to_statuses() {
