@@ -1,10 +1,12 @@
 //! `mailsort eval --backend URL`: the forwarded e-mails go to a running
 //! `mailsort-backend` over HTTP, exactly as an edge would send them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use mailsort_shared::api::{self, RerankRequest, RerankResponse, RerankResult, RerankerInfo};
+use mailsort_shared::api::{
+    self, RerankCallError, RerankRequest, RerankResponse, RerankResult, RerankerInfo,
+};
 use mailsort_shared::types::Decision;
 
 /// E-mails per `/v1/rerank` request: the backend's default limit.
@@ -12,12 +14,30 @@ const EMAILS_PER_REQUEST: usize = 64;
 /// Generous: an evaluation run waits for a busy CPU backend rather than
 /// counting timeouts as errors.
 const DEADLINE_MS: u64 = 60_000;
+/// Longest pause between two tries of a request.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
 /// A blocking client for one backend.
 pub struct BackendClient {
     http: reqwest::blocking::Client,
     base: String,
     api_key: Option<String>,
+    /// How long one request is retried while the backend is busy or down.
+    retry_for: Duration,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone)]
+pub struct CallFailure {
+    pub message: String,
+    /// Busy or down (429, 502–504, no connection): it may answer later.
+    pub transient: bool,
+}
+
+impl std::fmt::Display for CallFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// The backend's answers for the forwarded e-mails.
@@ -28,6 +48,11 @@ pub struct Reranked {
     pub info: Option<RerankerInfo>,
     /// (index into the decisions, result).
     pub results: Vec<(usize, RerankResult)>,
+    /// Forwarded decisions the backend did not answer: they keep the
+    /// edge's label, provisional.
+    pub unanswered: Vec<usize>,
+    /// The last failure, when some went unanswered.
+    pub failure: Option<CallFailure>,
 }
 
 impl BackendClient {
@@ -44,15 +69,24 @@ impl BackendClient {
             http,
             base,
             api_key: api_key.map(str::to_string),
+            retry_for: Duration::ZERO,
         })
     }
 
-    /// Reranks every forwarded decision (with its cleaned text).
-    pub fn rerank_forwarded(
-        &self,
-        bundle_id: &str,
-        decided: &[(Decision, String)],
-    ) -> Result<Reranked> {
+    /// Retries each request for up to `retry_for` while the backend is busy
+    /// or down, with back-off. The default, zero, suits callers that
+    /// retry on their own (`mailsort sort` defers the message).
+    pub fn with_retry(mut self, retry_for: Duration) -> Self {
+        self.retry_for = retry_for;
+        self
+    }
+
+    /// Reranks every forwarded decision (with its cleaned text). Every
+    /// forwarded decision ends in `results` or in `unanswered`: a request
+    /// that failed leaves its e-mails unanswered and the others go on. After
+    /// one request has used up its retries, the later ones get one try each,
+    /// so a backend that stays down costs `retry_for` once, not per request.
+    pub fn rerank_forwarded(&self, bundle_id: &str, decided: &[(Decision, String)]) -> Reranked {
         let forwarded: Vec<usize> = decided
             .iter()
             .enumerate()
@@ -62,6 +96,8 @@ impl BackendClient {
         let mut out = Vec::with_capacity(forwarded.len());
         let mut reranker = String::new();
         let mut info = None;
+        let mut unanswered = Vec::new();
+        let mut failure: Option<CallFailure> = None;
         for (n, chunk) in forwarded.chunks(EMAILS_PER_REQUEST).enumerate() {
             let request = RerankRequest::for_decisions(
                 bundle_id,
@@ -70,7 +106,19 @@ impl BackendClient {
                     .map(|&i| (&decided[i].0, decided[i].1.as_str())),
                 Some(DEADLINE_MS),
             );
-            let answer = self.post(&request)?;
+            let retry_for = if failure.is_some() {
+                Duration::ZERO
+            } else {
+                self.retry_for
+            };
+            let answer = match self.post_retrying(&request, retry_for) {
+                Ok(a) => a,
+                Err(f) => {
+                    unanswered.extend_from_slice(chunk);
+                    failure = Some(f);
+                    continue;
+                }
+            };
             reranker = format!(
                 "{} (trained {}, {} {})",
                 answer.reranker.name,
@@ -89,26 +137,60 @@ impl BackendClient {
         if !forwarded.is_empty() {
             eprintln!();
         }
-        Ok(Reranked {
+        Reranked {
             reranker,
             info,
             results: out,
-        })
+            unanswered,
+            failure,
+        }
     }
 
-    fn post(&self, request: &RerankRequest) -> Result<RerankResponse> {
+    /// One request, tried again with back-off while the failure is
+    /// transient and `retry_for` lasts.
+    fn post_retrying(
+        &self,
+        request: &RerankRequest,
+        retry_for: Duration,
+    ) -> Result<RerankResponse, CallFailure> {
+        let start = Instant::now();
+        let mut wait = Duration::from_millis(500);
+        loop {
+            match self.post(request) {
+                Ok(answer) => return Ok(answer),
+                Err(f) if f.transient && start.elapsed() + wait <= retry_for => {
+                    eprintln!("\n{f}; trying again in {:.1} s", wait.as_secs_f64());
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(MAX_BACKOFF);
+                }
+                Err(f) => return Err(f),
+            }
+        }
+    }
+
+    fn post(&self, request: &RerankRequest) -> Result<RerankResponse, CallFailure> {
         let url = api::rerank_url(&self.base);
         let mut call = self.http.post(&url).json(request);
         if let Some(key) = &self.api_key {
             call = call.header(reqwest::header::AUTHORIZATION, api::bearer(key));
         }
+        // No connection, or one cut short, is the backend down or restarting.
+        let down = |what: &str, e: reqwest::Error| CallFailure {
+            message: format!("{what}: {e}"),
+            transient: true,
+        };
         let response = call
             .send()
-            .with_context(|| format!("cannot reach the backend at {url}"))?;
+            .map_err(|e| down(&format!("cannot reach the backend at {url}"), e))?;
         let status = response.status().as_u16();
         let body = response
             .bytes()
-            .context("cannot read the backend's answer")?;
-        Ok(RerankResponse::read(status, &body, request.emails.len())?)
+            .map_err(|e| down("cannot read the backend's answer", e))?;
+        RerankResponse::read(status, &body, request.emails.len()).map_err(|e: RerankCallError| {
+            CallFailure {
+                transient: e.is_transient(),
+                message: e.to_string(),
+            }
+        })
     }
 }

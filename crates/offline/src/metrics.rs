@@ -45,6 +45,9 @@ pub struct EndToEnd {
     pub forwarded_accuracy: f64,
     /// Forwarded e-mails the backend answered.
     pub reranked: usize,
+    /// Forwarded e-mails it never answered, busy or down past the retries:
+    /// they keep the edge's label.
+    pub unanswered: usize,
 }
 
 /// Scores final decisions (the backend's where it answered).
@@ -60,6 +63,7 @@ pub fn end_to_end(finals: &[(&Decision, &str)], reranker: &str) -> EndToEnd {
         macro_f1: r.macro_f1,
         forwarded_accuracy: r.forwarded_accuracy,
         reranked,
+        unanswered: 0,
     }
 }
 

@@ -51,12 +51,21 @@ pub struct CalibrateFusionArgs {
 }
 
 pub fn run(args: CalibrateFusionArgs) -> Result<()> {
-    let backend = BackendClient::new(&args.backend, args.api_key.as_deref())?;
+    // A fit needs every forwarded e-mail's answer: wait out a busy or
+    // restarting backend for a minute, then give up.
+    let backend = BackendClient::new(&args.backend, args.api_key.as_deref())?
+        .with_retry(std::time::Duration::from_secs(60));
     let classifier = load_classifier(&args.bundle, &args.model)?;
     let rows = read_labelled(&args.dev, &args.import)?;
     let Labelled { decided, gold } = decide_labelled(&classifier, &rows, &args.run, &args.cache)?;
     let bundle_id = classifier.bundle().id.clone();
-    let reranked = backend.rerank_forwarded(&bundle_id, &decided)?;
+    let reranked = backend.rerank_forwarded(&bundle_id, &decided);
+    if let Some(f) = &reranked.failure {
+        bail!(
+            "the backend did not answer {} of the forwarded dev e-mails: {f}",
+            reranked.unanswered.len()
+        );
+    }
     let Some(info) = reranked.info else {
         bail!(
             "the gate forwards none of the {} dev e-mails: nothing to fit",

@@ -5,7 +5,7 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
 use mailsort_edge::EdgeClassifier;
 use mailsort_offline::candidates::{self, CandidateRow};
@@ -47,6 +47,12 @@ pub struct EvalArgs {
     /// Bearer key for --backend.
     #[arg(long, env = "MAILSORT_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// Seconds a request to --backend is retried, with back-off, while the
+    /// backend is busy (429) or down (no connection, 502–504). E-mails it
+    /// still cannot answer keep the edge's label, provisional, and are
+    /// counted as unanswered.
+    #[arg(long, default_value_t = 60.0)]
+    backend_retry_s: f64,
     /// Hold this forwarded share with a running forward budget (see
     /// docs/backend.md) instead of the bundle's fixed thresholds. The test
     /// mail is fed in a shuffled order (seed 13), as live mail arrives
@@ -74,7 +80,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let backend = args
         .backend
         .as_deref()
-        .map(|url| BackendClient::new(url, args.api_key.as_deref()))
+        .map(|url| {
+            anyhow::ensure!(
+                args.backend_retry_s.is_finite() && args.backend_retry_s >= 0.0,
+                "--backend-retry-s must be 0 or more seconds (got {})",
+                args.backend_retry_s
+            );
+            Ok(BackendClient::new(url, args.api_key.as_deref())?
+                .with_retry(std::time::Duration::from_secs_f64(args.backend_retry_s)))
+        })
         .transpose()?;
     let classifier = load_classifier(&args.bundle, &args.model)?;
     let rows = limit_rows(read_labelled(&args.test, &args.import)?, args.limit);
@@ -110,13 +124,27 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let mut report = metrics::evaluate(&edge_pairs, &classifier.bundle().head.labels);
     let mut finals: Vec<Decision> = decided.iter().map(|(d, _)| d.clone()).collect();
     if let Some(client) = &backend {
-        let reranked = client.rerank_forwarded(&classifier.bundle().id, &decided)?;
+        let reranked = client.rerank_forwarded(&classifier.bundle().id, &decided);
+        if let Some(f) = &reranked.failure {
+            // A refusal (wrong key, unknown bundle) would be the same for
+            // every request: an evaluation without the backend is no
+            // evaluation of it.
+            if !f.transient {
+                bail!("the backend refused the forwarded e-mails: {f}");
+            }
+            eprintln!(
+                "warning: {} forwarded e-mails got no answer from the backend ({f}); they keep the edge's label",
+                reranked.unanswered.len()
+            );
+        }
         for (i, result) in reranked.results {
             result.apply_to(&mut finals[i]);
         }
         let pairs: Vec<(&Decision, &str)> =
             finals.iter().zip(gold.iter().map(String::as_str)).collect();
-        report.end_to_end = Some(metrics::end_to_end(&pairs, &reranked.reranker));
+        let mut e2e = metrics::end_to_end(&pairs, &reranked.reranker);
+        e2e.unanswered = reranked.unanswered.len();
+        report.end_to_end = Some(e2e);
     }
     if let Some(path) = &args.decisions_out {
         let mut w = BufWriter::new(fs::File::create(path)?);
@@ -236,6 +264,12 @@ fn print_report(r: &EvalReport) {
             100.0 * e.forwarded_accuracy,
             100.0 * r.forwarded_accuracy
         );
+        if e.unanswered > 0 {
+            println!(
+                "unanswered by backend  {} (the edge's label kept)",
+                e.unanswered
+            );
+        }
     }
     if r.unknown_gold_labels > 0 {
         println!(

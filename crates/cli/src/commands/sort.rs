@@ -151,14 +151,11 @@ impl Decider for EdgeThenBackend {
         if let Some(client) = &self.backend
             && decided.iter().any(|(d, _)| d.needs_rerank())
         {
-            match client.rerank_forwarded(&self.classifier.bundle().id, &decided) {
-                Ok(r) => {
-                    for (i, result) in r.results {
-                        result.apply_to(&mut decided[i].0);
-                    }
-                }
-                Err(e) => backend_error = Some(format!("{e:#}")),
+            let r = client.rerank_forwarded(&self.classifier.bundle().id, &decided);
+            for (i, result) in r.results {
+                result.apply_to(&mut decided[i].0);
             }
+            backend_error = r.failure.map(|f| f.message);
         }
         for ((slot, (d, _)), edge) in slots.into_iter().zip(decided).zip(edge_labels) {
             let forwarded_unanswered = d.provisional;
