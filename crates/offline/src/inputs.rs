@@ -24,17 +24,12 @@ pub enum InputError {
         path: String,
         source: dataset::DatasetError,
     },
-    #[error("{path}: message {index} of the mbox cannot be read")]
-    Mbox {
-        path: String,
-        index: usize,
-        source: std::io::Error,
-    },
 }
 
 /// Why one input, or one e-mail in it, gave nothing to classify; `id`
 /// names the e-mail (`file#n` in an mbox, `file:line` in JSONL) or the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{id}: {error}")]
 pub struct InputFault {
     pub id: String,
     pub error: String,
@@ -74,55 +69,10 @@ pub fn read_labelled(path: &Path, require_label: bool) -> Result<Vec<LabelledEma
     })
 }
 
-/// Reads any supported file by its name: `*.jsonl[.gz]`, `*.mbox`/`*.mbx`,
-/// anything else as one raw message. `-` reads standard input, as JSONL if
-/// it starts with `{`, else as one raw message.
-pub fn read_any(path: &Path) -> Result<Vec<InputEmail>, InputError> {
-    let name = path.to_string_lossy();
-    let io = |source| InputError::Io {
-        path: name.to_string(),
-        source,
-    };
-    if name == "-" {
-        let mut bytes = Vec::new();
-        std::io::stdin().read_to_end(&mut bytes).map_err(io)?;
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-            return from_jsonl_bytes(&bytes, "stdin");
-        }
-        return Ok(vec![raw_message("stdin".into(), &bytes)]);
-    }
-    if name.ends_with(".jsonl") || name.ends_with(".jsonl.gz") || name.ends_with(".json") {
-        return Ok(read_labelled(path, false)?
-            .into_iter()
-            .map(from_labelled)
-            .collect());
-    }
-    if name.ends_with(".mbox") || name.ends_with(".mbx") {
-        let mut out = Vec::new();
-        for (index, m) in
-            mail_parser::mailbox::mbox::MessageIterator::new(BufReader::new(open(path)?))
-                .enumerate()
-        {
-            let m = m.map_err(|source| InputError::Mbox {
-                path: name.to_string(),
-                index: index + 1,
-                source,
-            })?;
-            out.push(raw_message(format!("{name}#{}", index + 1), m.contents()));
-        }
-        return Ok(out);
-    }
-    let mut bytes = Vec::new();
-    open(path)?.read_to_end(&mut bytes).map_err(io)?;
-    Ok(vec![raw_message(name.to_string(), &bytes)])
-}
-
-fn from_jsonl_bytes(bytes: &[u8], name: &str) -> Result<Vec<InputEmail>, InputError> {
-    let rows = dataset::read_jsonl(bytes, false).map_err(|source| InputError::Dataset {
-        path: name.to_string(),
-        source,
-    })?;
-    Ok(rows.into_iter().map(from_labelled).collect())
+/// Reads a whole input as [`stream_any`] does, stopping at the first
+/// fault: for benchmarks over files known to be good.
+pub fn read_any(path: &Path, max_bytes: usize) -> Result<Vec<InputEmail>, InputFault> {
+    stream_any(path, max_bytes).collect()
 }
 
 fn from_labelled(row: LabelledEmail) -> InputEmail {
@@ -144,9 +94,11 @@ fn raw_message(id: String, bytes: &[u8]) -> InputEmail {
     }
 }
 
-/// Streams the e-mails of any supported input (as [`read_any`] names them)
-/// with bounded memory: JSONL line by line, an mbox message by message.
-/// Messages over `max_bytes` and bad JSONL lines are faults of their own,
+/// Streams the e-mails of any supported input with bounded memory, the
+/// format chosen by the name: `*.jsonl[.gz]` (and `.json`), `*.mbox`/`*.mbx`,
+/// anything else as one raw message; `-` is standard input, as JSONL if it
+/// starts with `{`, else as one raw message. JSONL is read line by line and
+/// an mbox message by message. Messages over `max_bytes` and bad JSONL lines are faults of their own,
 /// and the stream goes on. A path that cannot be read as a file (missing,
 /// a directory, a symlink loop), or an mbox without a message, is one fault.
 pub fn stream_any(path: &Path, max_bytes: usize) -> EmailStream {

@@ -76,7 +76,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .with_context(|| format!("{}: run `mailsort models fetch`", dir.int8().display()))?;
     let tok = fs::read_to_string(dir.tokenizer())?;
     let cfg = CleanConfig::with_token_cap(token_cap)?;
-    let mut emails = inputs::read_any(&input)?;
+    let mut emails = inputs::read_any(&input, CleanConfig::default().max_message_bytes)?;
     emails.truncate(n);
     let texts: Vec<String> = emails
         .iter()
