@@ -34,6 +34,11 @@ scripts/test/mailbox.sh
 scripts/test/webmail.sh
 # The backend's API, fuzzed from its OpenAPI document: no 5xx (bounded).
 MAX_TIME=${SCHEMATHESIS_MAX_TIME:-60} scripts/test/schemathesis.sh
+# Hardening, short form: 60 s of cargo fuzz per target, a 60-second fault
+# run (kill -9, stall, full queue, corrupt model, restart) under real
+# clients, a short soak (scripts/hardening/run.sh without --quick is the
+# full one).
+scripts/hardening/run.sh --quick
 # Every benchmark in its quick form, collected into a results file that
 # `mailsort plan` must read (kept under out/, not committed).
 RESULTS=out/bench/ci-results scripts/bench/all.sh --quick > out/bench-quick.log 2>&1 \
