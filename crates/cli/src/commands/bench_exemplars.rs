@@ -71,7 +71,7 @@ pub fn run(args: BenchExemplarsArgs) -> Result<()> {
     };
     let k = ex.k.max(1);
     let rounds = rounds.max(1);
-    let mut emails = inputs::read_any(&input, mailsort_shared::clean::CleanConfig::default().max_message_bytes)?;
+    let mut emails = inputs::read_any(&input, clean::CleanConfig::default().max_message_bytes)?;
     emails.truncate(n);
     let texts: Vec<String> = emails
         .iter()

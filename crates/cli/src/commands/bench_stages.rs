@@ -34,7 +34,8 @@ pub struct BenchStagesArgs {
 
 pub fn run(args: BenchStagesArgs) -> Result<()> {
     let classifier = load_classifier(&args.bundle, &args.model)?;
-    let mut emails = inputs::read_any(&args.input, mailsort_shared::clean::CleanConfig::default().max_message_bytes)?;
+    let mut emails =
+        inputs::read_any(&args.input, clean::CleanConfig::default().max_message_bytes)?;
     emails.truncate(args.n);
     if emails.is_empty() {
         bail!("{}: no e-mails to time", args.input.display());
