@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 
-from harness import backend_command, finish, forwarded_emails, log, new_key, wait_ready
+from harness import add_backend_args, backend_command, finish, forwarded_emails, log, new_key, wait_ready
 
 DEADLINE_MS = 2000
 # A client gives up on a request a second past its deadline.
@@ -206,15 +206,7 @@ def deliver(a, staging, inbox, stop):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60)
-    ap.add_argument("--out", type=pathlib.Path, required=True)
-    ap.add_argument("--port", type=int, default=18611)
-    ap.add_argument("--mailsort", required=True)
-    ap.add_argument("--backend-bin", required=True)
-    ap.add_argument("--bundle", type=pathlib.Path, required=True)
-    ap.add_argument("--test", type=pathlib.Path, required=True, help="labelled JSONL the clients send")
-    ap.add_argument("--ort-lib", required=True)
-    ap.add_argument("--reranker-dir", type=pathlib.Path, required=True)
-    ap.add_argument("--model-dir", type=pathlib.Path, required=True)
+    add_backend_args(ap, port=18611)
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     a.key, a.key_file = new_key(a.out, "faults")

@@ -2,6 +2,7 @@
 a fresh API key, and the edge's candidates for the e-mails it forwards."""
 import http.client
 import json
+import pathlib
 import os
 import subprocess
 import sys
@@ -10,6 +11,20 @@ import time
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def add_backend_args(ap, port):
+    """The output folder, the port, and the paths common.sh passes
+    (HARDENING_ARGS): binaries, bundle, test split, models."""
+    ap.add_argument("--out", type=pathlib.Path, required=True)
+    ap.add_argument("--port", type=int, default=port)
+    ap.add_argument("--mailsort", required=True)
+    ap.add_argument("--backend-bin", required=True)
+    ap.add_argument("--bundle", type=pathlib.Path, required=True)
+    ap.add_argument("--test", type=pathlib.Path, required=True, help="labelled JSONL the clients send")
+    ap.add_argument("--ort-lib", required=True)
+    ap.add_argument("--reranker-dir", type=pathlib.Path, required=True)
+    ap.add_argument("--model-dir", type=pathlib.Path, required=True)
 
 
 def new_key(out, prefix):

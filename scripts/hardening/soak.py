@@ -18,7 +18,6 @@ usage: soak.py --seconds 600 --rate 40 --out DIR (paths from soak.sh)
 import argparse
 import http.client
 import json
-import pathlib
 import queue
 import random
 import signal
@@ -26,7 +25,7 @@ import subprocess
 import threading
 import time
 
-from harness import backend_command, finish, forwarded_emails, log, new_key, wait_ready
+from harness import add_backend_args, backend_command, finish, forwarded_emails, log, new_key, wait_ready
 
 DEADLINE_MS = 5000
 
@@ -57,15 +56,7 @@ def main():
     ap.add_argument("--classify-share", type=float, default=0.1)
     ap.add_argument("--forward-share", type=float, default=0.15)
     ap.add_argument("--max-rss-growth-mb", type=float, default=200)
-    ap.add_argument("--out", type=pathlib.Path, required=True)
-    ap.add_argument("--port", type=int, default=18612)
-    ap.add_argument("--mailsort", required=True)
-    ap.add_argument("--backend-bin", required=True)
-    ap.add_argument("--bundle", type=pathlib.Path, required=True)
-    ap.add_argument("--test", type=pathlib.Path, required=True)
-    ap.add_argument("--ort-lib", required=True)
-    ap.add_argument("--reranker-dir", type=pathlib.Path, required=True)
-    ap.add_argument("--model-dir", type=pathlib.Path, required=True)
+    add_backend_args(ap, port=18612)
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     key, key_file = new_key(a.out, "soak")
