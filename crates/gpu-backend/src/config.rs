@@ -5,6 +5,18 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use crate::remote::{RemoteApi, ScoreKind};
+
+/// Which engine scores the pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RerankerChoice {
+    /// The cross-encoder in-process, on ONNX Runtime.
+    Onnx,
+    /// A remote engine (vLLM, Infinity, text-embeddings-inference) at
+    /// `--remote-url`, serving the same checkpoint.
+    Remote,
+}
+
 /// Where the cross-encoder runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DeviceChoice {
@@ -40,9 +52,51 @@ pub struct ServeConfig {
     )]
     pub bundles: Vec<PathBuf>,
 
-    /// Folder made by `mailsort models reranker`.
+    /// Folder made by `mailsort models reranker`. With `--reranker remote`
+    /// its manifest and tokenizer still set the token cap, the label texts
+    /// and the fusion; it must come from the checkpoint the engine serves.
     #[arg(long, env = "MAILSORT_RERANKER_DIR", default_value = "models/reranker")]
     pub reranker_dir: PathBuf,
+
+    /// Where pairs are scored: in-process ONNX Runtime, or a remote engine.
+    #[arg(long, value_enum, env = "MAILSORT_RERANKER", default_value = "onnx")]
+    pub reranker: RerankerChoice,
+
+    /// Base URL of the remote engine (`--reranker remote`), such as
+    /// `http://vllm:8000`. Its API key, if any, is read from
+    /// `MAILSORT_REMOTE_API_KEY`.
+    #[arg(long, env = "MAILSORT_REMOTE_URL")]
+    pub remote_url: Option<String>,
+
+    /// The model name the remote engine serves the reranker under.
+    #[arg(long, env = "MAILSORT_REMOTE_MODEL")]
+    pub remote_model: Option<String>,
+
+    /// The remote's API: vLLM's `/v1/score`, or `/v1/rerank` (vLLM,
+    /// Infinity, text-embeddings-inference).
+    #[arg(long, value_enum, env = "MAILSORT_REMOTE_API", default_value = "score")]
+    pub remote_api: RemoteApi,
+
+    /// What the remote's numbers are. Default: logits for `score` (vLLM is
+    /// asked for them), probabilities for `rerank`.
+    #[arg(long, value_enum, env = "MAILSORT_REMOTE_SCORES")]
+    pub remote_scores: Option<ScoreKind>,
+
+    /// Longest single call to the remote (shorter when a deadline is nearer).
+    #[arg(long, env = "MAILSORT_REMOTE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub remote_timeout_ms: u64,
+
+    /// Extra attempts after a failed remote call, within the deadline.
+    #[arg(long, env = "MAILSORT_REMOTE_RETRIES", default_value_t = 2)]
+    pub remote_retries: u32,
+
+    /// Failed remote calls in a row that open the circuit breaker.
+    #[arg(long, env = "MAILSORT_BREAKER_FAILURES", default_value_t = 5)]
+    pub breaker_failures: u32,
+
+    /// How long the open breaker refuses work before it lets one call probe.
+    #[arg(long, env = "MAILSORT_BREAKER_COOLDOWN_MS", default_value_t = 5_000)]
+    pub breaker_cooldown_ms: u64,
 
     /// Folder made by `mailsort models fetch` (the bi-encoder behind /v1/classify).
     #[arg(
@@ -52,9 +106,10 @@ pub struct ServeConfig {
     )]
     pub model_dir: PathBuf,
 
-    /// `libonnxruntime.so` (from the PyPI onnxruntime or onnxruntime-gpu wheel).
+    /// `libonnxruntime.so` (from the PyPI onnxruntime or onnxruntime-gpu
+    /// wheel); needed with `--reranker onnx`.
     #[arg(long, env = "ORT_DYLIB_PATH")]
-    pub ort_lib: PathBuf,
+    pub ort_lib: Option<PathBuf>,
 
     #[arg(long, value_enum, env = "MAILSORT_DEVICE", default_value = "auto")]
     pub device: DeviceChoice,

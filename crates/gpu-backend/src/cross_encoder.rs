@@ -9,6 +9,7 @@ use std::fmt;
 use std::fs;
 use std::path::Path;
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use mailsort_shared::digest::sha256_hex;
 use mailsort_shared::manifest::{ManifestError, RerankerDir, RerankerManifest};
@@ -22,6 +23,7 @@ use thiserror::Error;
 
 use crate::config::{DeviceChoice, PrecisionChoice};
 use crate::pairs::EncodedPair;
+use crate::scorer::{ScoreError, Scorer};
 
 /// Why the cross-encoder could not be loaded or run.
 #[derive(Debug, Error)]
@@ -251,14 +253,20 @@ impl CrossEncoder {
         }
         Ok(logits.iter().copied().collect())
     }
+}
 
-    /// Runs a few batches of the shapes traffic will bring, so that the
-    /// first real request does not pay for allocation and kernel selection.
-    pub fn warm_up(&mut self, token_cap: usize) -> Result<(), ModelError> {
+impl Scorer for CrossEncoder {
+    /// The call runs to its end: ONNX Runtime cannot be interrupted, and a
+    /// batch is cut small enough (`--max-batch-tokens`) to finish soon.
+    fn score(&mut self, pairs: &[&EncodedPair], _: Instant) -> Result<Vec<f32>, ScoreError> {
+        CrossEncoder::score(self, pairs).map_err(|e| ScoreError::Failed(e.to_string()))
+    }
+
+    fn warm_up(&mut self, token_cap: usize) -> Result<(), ScoreError> {
         for &(batch, len) in &[(1, 16), (8, 64), (32, token_cap.min(128)), (4, token_cap)] {
             let pair = EncodedPair::synthetic(len);
             let pairs: Vec<&EncodedPair> = std::iter::repeat_n(&pair, batch).collect();
-            self.score(&pairs)?;
+            CrossEncoder::score(self, &pairs).map_err(|e| ScoreError::Failed(e.to_string()))?;
         }
         Ok(())
     }

@@ -58,6 +58,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("the reranking engine is unavailable ({reason}); retry after {retry_after_s} s")]
+    RerankerUnavailable { reason: String, retry_after_s: u64 },
     #[error("model failure: {0}")]
     Model(String),
 }
@@ -81,6 +83,7 @@ impl ApiError {
             Self::ShuttingDown => ErrorCode::ShuttingDown,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::RerankerUnavailable { .. } => ErrorCode::RerankerUnavailable,
             Self::Model(_) => ErrorCode::ModelError,
         }
     }
@@ -112,6 +115,13 @@ impl ApiError {
             },
             QueueError::Expired => Self::DeadlineExceeded { deadline_ms },
             QueueError::Stopped => Self::ShuttingDown,
+            QueueError::Unavailable {
+                reason,
+                retry_after_s,
+            } => Self::RerankerUnavailable {
+                reason,
+                retry_after_s,
+            },
             QueueError::Model(m) => Self::Model(m),
         }
     }
@@ -137,7 +147,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let retry_after = match &self {
-            Self::QueueFull { retry_after_s, .. } => Some(*retry_after_s),
+            Self::QueueFull { retry_after_s, .. }
+            | Self::RerankerUnavailable { retry_after_s, .. } => Some(*retry_after_s),
             Self::TooManyRequests { .. } | Self::EdgeBusy { .. } | Self::NotReady(_) => Some(1),
             _ => None,
         };

@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::pairs::PairEncoder;
 use crate::queue::Queue;
+use crate::remote::RemoteStatus;
 
 /// Shortest deadline a request may ask for: below it no reranking can finish.
 pub const MIN_DEADLINE_MS: u64 = 100;
@@ -48,6 +49,8 @@ pub struct Engine {
     pub encoder: PairEncoder,
     pub queue: Queue,
     pub reranker: RerankerInfo,
+    /// The remote engine, when `--reranker remote`.
+    pub remote: Option<RemoteStatus>,
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
 }

@@ -4,8 +4,10 @@
 //!
 //! Request path: [`http::server`] (auth, limits, JSON) → [`infer`]
 //! (validation against the bundle, pair tokenization in [`pairs`], score
-//! fusion) → [`queue`] (admission, dynamic batching by length) →
-//! [`cross_encoder`] (one ONNX Runtime call per batch). `/v1/classify` runs
+//! fusion) → [`queue`] (admission, dynamic batching by length) → a
+//! [`scorer::Scorer`]: [`cross_encoder`] (one ONNX Runtime call per batch)
+//! or [`remote`] (a vLLM or other engine over HTTP, behind a circuit
+//! breaker). `/v1/classify` runs
 //! the edge first, on the bounded pool of [`edge_pool`]. [`startup`] loads
 //! bundles ([`bundles`]) and the model before `/ready` turns 200.
 
@@ -20,4 +22,6 @@ pub mod infer;
 pub mod metrics;
 pub mod pairs;
 pub mod queue;
+pub mod remote;
+pub mod scorer;
 pub mod startup;

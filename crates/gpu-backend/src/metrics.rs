@@ -35,6 +35,11 @@ pub struct Metrics {
     /// 1 per served bundle, labelled with the fusion it uses (`dev`: its
     /// own fusion file; `reranker_default`: the reranker's).
     pub bundle_info: IntGaugeVec,
+    /// Calls to a remote reranker by outcome (ok, transient, refused,
+    /// format, breaker_open).
+    pub remote_calls: IntCounterVec,
+    /// The remote's circuit breaker: 0 closed, 1 open, 2 half-open.
+    pub remote_breaker_state: IntGauge,
 }
 
 fn buckets(start: f64, factor: f64, n: usize) -> Vec<f64> {
@@ -122,6 +127,19 @@ impl Metrics {
             &["bundle", "fusion"],
         )
         .expect("valid metric");
+        let remote_calls = IntCounterVec::new(
+            Opts::new(
+                "mailsort_remote_calls_total",
+                "Calls to the remote reranker by outcome (ok, transient, refused, format, breaker_open)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let remote_breaker_state = IntGauge::new(
+            "mailsort_remote_breaker_state",
+            "The remote reranker's circuit breaker: 0 closed, 1 open, 2 half-open",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errors.clone()),
@@ -136,6 +154,8 @@ impl Metrics {
             Box::new(forwarded.clone()),
             Box::new(model_info.clone()),
             Box::new(bundle_info.clone()),
+            Box::new(remote_calls.clone()),
+            Box::new(remote_breaker_state.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -154,6 +174,8 @@ impl Metrics {
             forwarded,
             model_info,
             bundle_info,
+            remote_calls,
+            remote_breaker_state,
         }
     }
 

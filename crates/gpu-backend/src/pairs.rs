@@ -1,6 +1,10 @@
 //! (e-mail text, label text) pairs as the cross-encoder reads them:
 //! `[CLS] e-mail [SEP] label [SEP]`, truncated to the token cap by cutting
 //! the longer side first (in practice the e-mail; label texts are short).
+//! Each pair keeps the text its tokens came from, cut where the tokens end,
+//! for engines that tokenize themselves (a remote reranker).
+
+use std::sync::Arc;
 
 use mailsort_shared::clean::truncate_bytes;
 use thiserror::Error;
@@ -20,6 +24,10 @@ pub enum PairError {
 pub struct EncodedPair {
     pub ids: Vec<u32>,
     pub type_ids: Vec<u32>,
+    /// The e-mail text the tokens cover (shared by the e-mail's pairs).
+    pub email: Arc<str>,
+    /// The label text the tokens cover.
+    pub label: Arc<str>,
 }
 
 impl EncodedPair {
@@ -34,7 +42,33 @@ impl EncodedPair {
         let mut type_ids = vec![0; len];
         type_ids[len - 2] = 1;
         type_ids[len - 1] = 1;
-        Self { ids, type_ids }
+        Self {
+            ids,
+            type_ids,
+            email: vec!["the"; len - 3].join(" ").into(),
+            label: "the".into(),
+        }
+    }
+}
+
+/// The end of the text that sequence `seq`'s tokens cover (byte offsets,
+/// as `Tokenizer::encode` gives them), so that a cut text re-tokenizes to
+/// the same tokens.
+fn covered(encoding: &tokenizers::Encoding, seq: usize, text: &str) -> usize {
+    let end = encoding
+        .get_sequence_ids()
+        .iter()
+        .zip(encoding.get_offsets())
+        .filter(|(s, _)| **s == Some(seq))
+        .map(|(_, &(_, end))| end)
+        .max()
+        .unwrap_or(0);
+    // Offsets fall on character boundaries; the check keeps a tokenizer
+    // that thinks otherwise from panicking the server.
+    if text.is_char_boundary(end) {
+        end
+    } else {
+        text.len()
     }
 }
 
@@ -86,11 +120,28 @@ impl PairEncoder {
             .tokenizer
             .encode_batch(inputs, true)
             .map_err(|e| PairError::Encode(e.to_string()))?;
+        // Pairs with longer labels keep less of the e-mail; equal cuts share
+        // one copy of the text.
+        let mut last: Option<(usize, Arc<str>)> = None;
         Ok(encodings
             .into_iter()
-            .map(|e| EncodedPair {
-                ids: e.get_ids().to_vec(),
-                type_ids: e.get_type_ids().to_vec(),
+            .zip(labels)
+            .map(|(e, label)| {
+                let end = covered(&e, 0, text);
+                let email = match &last {
+                    Some((n, t)) if *n == end => t.clone(),
+                    _ => {
+                        let t: Arc<str> = text[..end].into();
+                        last = Some((end, t.clone()));
+                        t
+                    }
+                };
+                EncodedPair {
+                    ids: e.get_ids().to_vec(),
+                    type_ids: e.get_type_ids().to_vec(),
+                    email,
+                    label: label[..covered(&e, 1, label)].into(),
+                }
             })
             .collect())
     }
@@ -107,6 +158,41 @@ mod tests {
         // "é" is two bytes: a cut inside it backs off to before it.
         assert_eq!(truncate_bytes("aé", 2), "a");
         assert_eq!(truncate_bytes(&"ü".repeat(1_000_000), 33).len(), 32);
+    }
+
+    fn committed_tokenizer() -> String {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../models/reranker-generic/tokenizer.json"
+        );
+        std::fs::read_to_string(path).expect("the committed reranker's tokenizer.json")
+    }
+
+    #[test]
+    fn the_kept_text_retokenizes_to_the_pairs_tokens() {
+        let encoder = PairEncoder::new(&committed_tokenizer(), 24).unwrap();
+        let email = "Hello, my new card hasn't arrived yet and I've been waiting for over two weeks now; what can I do about it?";
+        let labels = [
+            "card arrival",
+            "card delivery estimate: when the card will arrive",
+        ];
+        let pairs = encoder.encode(email, &labels).unwrap();
+        let mut whole: Tokenizer = committed_tokenizer().parse().unwrap();
+        whole.with_truncation(None).unwrap();
+        whole.with_padding(None);
+        for (pair, label) in pairs.iter().zip(labels) {
+            assert_eq!(pair.ids.len(), 24, "cut to the cap");
+            assert!(email.starts_with(&*pair.email) && pair.email.len() < email.len());
+            assert_eq!(&*pair.label, label, "short labels are kept whole");
+            let again = whole
+                .encode((pair.email.to_string(), pair.label.to_string()), true)
+                .unwrap();
+            assert_eq!(again.get_ids(), &pair.ids[..], "{:?}", pair.email);
+        }
+        // The longer label leaves less of the e-mail.
+        assert!(pairs[1].email.len() < pairs[0].email.len());
+        let short = encoder.encode("Card?", &labels).unwrap();
+        assert_eq!(&*short[0].email, "Card?");
     }
 
     #[test]

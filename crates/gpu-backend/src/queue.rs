@@ -11,7 +11,8 @@
 //! longer than the new job's deadline at the measured rate, [`Queue::submit`]
 //! refuses and the client gets 429 at once, rather than waiting only to
 //! time out (under overload the server then keeps serving what it admits
-//! within its deadline).
+//! within its deadline). While the engine's circuit breaker is open (a
+//! remote reranker that is down), new work gets 503 at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -22,9 +23,10 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
-use crate::cross_encoder::CrossEncoder;
 use crate::metrics::Metrics;
 use crate::pairs::EncodedPair;
+use crate::remote::breaker::Breaker;
+use crate::scorer::{ScoreError, Scorer};
 
 /// Batching settings.
 #[derive(Debug, Clone)]
@@ -49,8 +51,26 @@ pub enum QueueError {
     Expired,
     #[error("the batcher has stopped")]
     Stopped,
+    #[error("the reranking engine is unavailable: {reason}")]
+    Unavailable { reason: String, retry_after_s: u64 },
     #[error("{0}")]
     Model(String),
+}
+
+impl From<ScoreError> for QueueError {
+    fn from(e: ScoreError) -> Self {
+        match e {
+            ScoreError::Failed(m) => Self::Model(m),
+            ScoreError::Unavailable {
+                reason,
+                retry_after_s,
+            } => Self::Unavailable {
+                reason,
+                retry_after_s,
+            },
+            ScoreError::Timeout => Self::Expired,
+        }
+    }
 }
 
 type Reply = oneshot::Sender<Result<Vec<f32>, QueueError>>;
@@ -76,6 +96,7 @@ pub struct Queue {
     max_pending: usize,
     rate: Arc<PairRate>,
     metrics: Arc<Metrics>,
+    breaker: Option<Arc<Breaker>>,
 }
 
 /// Pairs scored per second of model time, smoothed (f32 bits; 0 = unknown).
@@ -118,7 +139,11 @@ impl Batcher {
 }
 
 /// Starts the batcher thread around `model`.
-pub fn start(model: CrossEncoder, config: BatchConfig, metrics: Arc<Metrics>) -> (Queue, Batcher) {
+pub fn start(
+    model: Box<dyn Scorer>,
+    config: BatchConfig,
+    metrics: Arc<Metrics>,
+) -> (Queue, Batcher) {
     let (tx, rx) = mpsc::channel();
     let pending = Arc::new(AtomicUsize::new(0));
     let rate = Arc::new(PairRate::default());
@@ -128,6 +153,7 @@ pub fn start(model: CrossEncoder, config: BatchConfig, metrics: Arc<Metrics>) ->
         max_pending: config.max_queue_pairs,
         rate: rate.clone(),
         metrics: metrics.clone(),
+        breaker: model.breaker(),
     };
     let worker = Worker {
         model,
@@ -158,6 +184,12 @@ impl Queue {
         pairs: Vec<EncodedPair>,
         deadline: Instant,
     ) -> Result<oneshot::Receiver<Result<Vec<f32>, QueueError>>, QueueError> {
+        if let Some(b) = &self.breaker {
+            b.admit().map_err(|open| QueueError::Unavailable {
+                reason: open.reason,
+                retry_after_s: open.retry_after.as_secs().max(1),
+            })?;
+        }
         let n = pairs.len();
         let rate = self.rate.get();
         let drain_s = |pending: usize| {
@@ -211,7 +243,7 @@ impl Queue {
 }
 
 struct Worker {
-    model: CrossEncoder,
+    model: Box<dyn Scorer>,
     rx: mpsc::Receiver<Job>,
     config: BatchConfig,
     pending: Arc<AtomicUsize>,
@@ -293,7 +325,13 @@ impl Worker {
 
         let order = by_length(&live);
         let mut scores: Vec<Vec<f32>> = live.iter().map(|j| vec![0.0; j.pairs.len()]).collect();
-        let mut failure: Option<String> = None;
+        let mut failure: Option<QueueError> = None;
+        // The engine must answer before the first deadline of the batch.
+        let deadline = live
+            .iter()
+            .map(|j| j.deadline)
+            .min()
+            .expect("live is not empty");
         for chunk in chunks(&live, &order, self.config.max_batch_tokens) {
             let batch: Vec<&EncodedPair> = chunk.iter().map(|&(j, p)| &live[j].pairs[p]).collect();
             let width = batch.last().map_or(0, |p| p.ids.len());
@@ -302,7 +340,7 @@ impl Worker {
                 .batch_tokens
                 .observe((width * batch.len()) as f64);
             let started = Instant::now();
-            match self.model.score(&batch) {
+            match self.model.score(&batch, deadline) {
                 Ok(s) => {
                     self.rate
                         .observe(batch.len(), started.elapsed().as_secs_f32());
@@ -312,7 +350,7 @@ impl Worker {
                 }
                 Err(e) => {
                     tracing::error!("model call failed: {e}");
-                    failure = Some(e.to_string());
+                    failure = Some(e.into());
                     break;
                 }
             }
@@ -323,7 +361,7 @@ impl Worker {
         }
         for (job, s) in live.into_iter().zip(scores) {
             let result = match &failure {
-                Some(e) => Err(QueueError::Model(e.clone())),
+                Some(e) => Err(e.clone()),
                 None => Ok(s),
             };
             self.finish(job, result);

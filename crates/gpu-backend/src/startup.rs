@@ -1,5 +1,6 @@
-//! Loading what the server needs before it is ready: bundles, reranker,
-//! tokenizer, warm-up, batcher.
+//! Loading what the server needs before it is ready: bundles, reranker
+//! (in-process ONNX, or a remote engine checked at start-up), tokenizer,
+//! warm-up, batcher.
 
 use std::fs;
 use std::sync::Arc;
@@ -7,17 +8,20 @@ use std::time::{Duration, Instant};
 
 use mailsort_shared::api::RerankerInfo;
 use mailsort_shared::digest::sha256_hex;
-use mailsort_shared::manifest::RerankerDir;
+use mailsort_shared::manifest::{RerankerDir, RerankerManifest};
 use thiserror::Error;
 
 use crate::bundles::{BundleLoadError, Bundles};
-use crate::config::ServeConfig;
+use crate::config::{RerankerChoice, ServeConfig};
 use crate::cross_encoder::{CrossEncoder, Device, ModelError, RuntimeOptions};
 use crate::edge_pool::{EdgePool, PoolConfig};
 use crate::infer::{Engine, Limits};
 use crate::metrics::Metrics;
 use crate::pairs::{PairEncoder, PairError};
 use crate::queue::{self, BatchConfig, Batcher};
+use crate::remote::breaker::BreakerConfig;
+use crate::remote::{RemoteApi, RemoteConfig, RemoteError, RemoteScorer, RemoteStatus, ScoreKind};
+use crate::scorer::{ScoreError, Scorer};
 
 /// E-mails per edge-stage chunk: small enough that a request given up on
 /// stops soon, large enough to batch the encoder.
@@ -48,8 +52,107 @@ pub enum StartupError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Pairs(#[from] PairError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error("warming the reranker up failed: {0}")]
+    WarmUp(ScoreError),
     #[error("{0}")]
     Config(String),
+}
+
+/// The environment variable the remote engine's API key is read from.
+pub const REMOTE_KEY_ENV: &str = "MAILSORT_REMOTE_API_KEY";
+
+/// The remote engine's settings from the flags; both the URL and the model
+/// name are needed.
+fn remote_config(config: &ServeConfig) -> Result<RemoteConfig, StartupError> {
+    let need = |flag: &str| StartupError::Config(format!("--reranker remote needs {flag}"));
+    let url = config
+        .remote_url
+        .clone()
+        .ok_or_else(|| need("--remote-url (MAILSORT_REMOTE_URL)"))?;
+    let model = config
+        .remote_model
+        .clone()
+        .ok_or_else(|| need("--remote-model (MAILSORT_REMOTE_MODEL)"))?;
+    let key = std::env::var(REMOTE_KEY_ENV)
+        .ok()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty());
+    Ok(RemoteConfig {
+        url,
+        model,
+        api: config.remote_api,
+        scores: config.remote_scores.unwrap_or(match config.remote_api {
+            RemoteApi::Score => ScoreKind::Logits,
+            RemoteApi::Rerank => ScoreKind::Probabilities,
+        }),
+        key,
+        call_timeout: Duration::from_millis(config.remote_timeout_ms.max(1)),
+        connect_timeout: Duration::from_millis(config.remote_timeout_ms.clamp(1, 2_000)),
+        retries: config.remote_retries,
+        breaker: BreakerConfig {
+            failures_to_open: config.breaker_failures,
+            cooldown: Duration::from_millis(config.breaker_cooldown_ms),
+        },
+    })
+}
+
+/// The engine chosen by `--reranker`, what it reports as, the remote's
+/// status (for `/health`), and the default token budget per call.
+type Loaded = (Box<dyn Scorer>, RerankerInfo, Option<RemoteStatus>, usize);
+
+fn load_scorer(
+    config: &ServeConfig,
+    dir: &RerankerDir,
+    manifest: &RerankerManifest,
+    metrics: &Arc<Metrics>,
+) -> Result<Loaded, StartupError> {
+    match config.reranker {
+        RerankerChoice::Onnx => {
+            let ort_lib = config.ort_lib.as_ref().ok_or_else(|| {
+                StartupError::Config(
+                    "--reranker onnx needs --ort-lib (or ORT_DYLIB_PATH): libonnxruntime.so from the onnxruntime wheel".into(),
+                )
+            })?;
+            let options = RuntimeOptions {
+                device: config.device,
+                precision: config.precision,
+                tensorrt: config.tensorrt,
+                threads: config.threads,
+            };
+            let model = CrossEncoder::load(dir, ort_lib, &options)?;
+            let info = RerankerInfo {
+                name: model.manifest.name.clone(),
+                trained: model.manifest.trained,
+                device: model.device.to_string(),
+                precision: model.precision.to_string(),
+                sha256: model.manifest.fp32_sha256.clone(),
+            };
+            let tokens = match model.device {
+                Device::Cpu => CPU_BATCH_TOKENS,
+                Device::Cuda | Device::TensorRt => GPU_BATCH_TOKENS,
+            };
+            Ok((Box::new(model), info, None, tokens))
+        }
+        RerankerChoice::Remote => {
+            let remote = remote_config(config)?;
+            let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+                StartupError::Config("the remote reranker needs the server's runtime".into())
+            })?;
+            let model = RemoteScorer::connect(remote, &manifest.probe, runtime, metrics.clone())?;
+            let info = RerankerInfo {
+                name: manifest.name.clone(),
+                trained: manifest.trained,
+                device: "remote".into(),
+                precision: "remote".into(),
+                sha256: manifest.fp32_sha256.clone(),
+            };
+            let status = model.status();
+            // The engine batches on its own device: the GPU budget.
+            Ok((Box::new(model), info, Some(status), GPU_BATCH_TOKENS))
+        }
+    }
 }
 
 /// Loads bundles and the reranker, warms the model up and starts the
@@ -60,12 +163,6 @@ pub fn load(
 ) -> Result<(Arc<Engine>, Batcher), StartupError> {
     let started = Instant::now();
     let dir = RerankerDir(config.reranker_dir.clone());
-    let options = RuntimeOptions {
-        device: config.device,
-        precision: config.precision,
-        tensorrt: config.tensorrt,
-        threads: config.threads,
-    };
     // The manifest alone says how to cut pairs and how to write label
     // texts, so bad flags and bad bundles fail before the model's load.
     let manifest = dir.read_manifest().map_err(ModelError::from)?;
@@ -104,29 +201,23 @@ pub fn load(
             .with_label_values(&[&b.name, b.fusion.kind()])
             .set(1);
     }
-    let mut model = CrossEncoder::load(&dir, &config.ort_lib, &options)?;
     let tokenizer = fs::read_to_string(dir.tokenizer()).map_err(|e| ModelError::Read {
         path: dir.tokenizer().display().to_string(),
         detail: e.to_string(),
     })?;
-    if sha256_hex(tokenizer.as_bytes()) != model.manifest.tokenizer_sha256 {
+    if sha256_hex(tokenizer.as_bytes()) != manifest.tokenizer_sha256 {
         return Err(ModelError::WrongFile {
             path: dir.tokenizer().display().to_string(),
-            expected: model.manifest.tokenizer_sha256.clone(),
+            expected: manifest.tokenizer_sha256.clone(),
             found: sha256_hex(tokenizer.as_bytes()),
         }
         .into());
     }
     let encoder = PairEncoder::new(&tokenizer, token_cap)?;
+    let (mut model, reranker, remote, default_batch_tokens) =
+        load_scorer(config, &dir, &manifest, &metrics)?;
     let warm = Instant::now();
-    model.warm_up(token_cap)?;
-    let reranker = RerankerInfo {
-        name: model.manifest.name.clone(),
-        trained: model.manifest.trained,
-        device: model.device.to_string(),
-        precision: model.precision.to_string(),
-        sha256: model.manifest.fp32_sha256.clone(),
-    };
+    model.warm_up(token_cap).map_err(StartupError::WarmUp)?;
     tracing::info!(
         "reranker {} on {} {} (warm-up {:.1} s){}",
         reranker.name,
@@ -143,10 +234,7 @@ pub fn load(
         .model_info
         .with_label_values(&[&reranker.device, &reranker.precision, &reranker.name])
         .set(1);
-    let max_batch_tokens = config.max_batch_tokens.unwrap_or(match model.device {
-        Device::Cpu => CPU_BATCH_TOKENS,
-        Device::Cuda | Device::TensorRt => GPU_BATCH_TOKENS,
-    });
+    let max_batch_tokens = config.max_batch_tokens.unwrap_or(default_batch_tokens);
     tracing::info!(
         "batches: up to {max_batch_tokens} padded tokens, {} ms wait{}",
         config.max_batch_delay_ms,
@@ -181,6 +269,7 @@ pub fn load(
         encoder,
         queue,
         reranker,
+        remote,
         limits: Limits {
             max_emails: config.max_emails,
             max_candidates: config.max_candidates,

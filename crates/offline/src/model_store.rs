@@ -18,7 +18,8 @@ use std::process::Command;
 use mailsort_edge::{EmbedError, Embedder};
 use mailsort_shared::digest::sha256_hex;
 use mailsort_shared::manifest::{
-    EncoderManifest, ManifestError, ModelDir, RerankerDir, RerankerManifest, read_manifest,
+    EncoderManifest, ManifestError, ModelDir, ProbePair, RerankerDir, RerankerManifest,
+    read_manifest,
 };
 use serde::Deserialize;
 use thiserror::Error;
@@ -268,6 +269,8 @@ pub fn prepare_reranker(
     struct ScriptReport {
         trained: bool,
         fp16_max_abs_diff: f32,
+        #[serde(default)]
+        probe: Vec<ProbePair>,
     }
     fs::create_dir_all(&out.0).map_err(io_err(&out.0))?;
     let script = out.0.join("prepare_model.py");
@@ -306,6 +309,7 @@ pub fn prepare_reranker(
         edge_weight: calibration.as_ref().map_or(1.0, |c| c.edge_weight),
         label_examples: calibration.as_ref().map_or(0, |c| c.label_examples),
         max_tokens: calibration.as_ref().and_then(|c| c.max_tokens),
+        probe: report.probe,
     };
     let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
     fs::write(out.manifest(), text).map_err(io_err(&out.0))?;

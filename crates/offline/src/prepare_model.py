@@ -285,7 +285,10 @@ def check_fp16(fp32_path, fp16_path, tokenizer_path):
     same_order = bool((np.argsort(-a) == np.argsort(-b)).all())
     if diff > 1e-2 or not same_order:
         raise SystemExit(f"FP16 differs from FP32: max |diff| {diff}, same order {same_order}")
-    return diff
+    # FP32 logits on the check pairs: a remote engine serving this
+    # checkpoint must give them back (the backend checks at start-up).
+    probe = [{"email": e, "label": l, "logit": float(z)} for (e, l), z in zip(pairs, a)]
+    return diff, probe
 
 
 def prepare_cross_encoder(src, out, weights, config):
@@ -302,9 +305,9 @@ def prepare_cross_encoder(src, out, weights, config):
     tokenizer = os.path.join(out, "tokenizer.json")
     with open(tokenizer, "w", encoding="utf-8") as f:
         json.dump(dynamic_tokenizer(os.path.join(src, "tokenizer.json")), f, ensure_ascii=False)
-    diff = check_fp16(fp32, fp16, tokenizer)
+    diff, probe = check_fp16(fp32, fp16, tokenizer)
     # The caller (mailsort models reranker) reads this line.
-    print(json.dumps({"trained": trained, "fp16_max_abs_diff": diff}))
+    print(json.dumps({"trained": trained, "fp16_max_abs_diff": diff, "probe": probe}))
 
 
 def dynamic_tokenizer(path):

@@ -35,6 +35,9 @@ pub enum ErrorCode {
     DeadlineExceeded,
     /// The client was too slow sending its request.
     RequestTimeout,
+    /// The reranking engine behind the server (a remote one) is down or
+    /// its circuit breaker is open; the edge's label stands meanwhile.
+    RerankerUnavailable,
     ModelError,
     /// The server's own configuration or start-up failed.
     Internal,
@@ -57,7 +60,7 @@ impl ErrorCode {
             | Self::UnreadableEmail => 422,
             Self::QueueFull | Self::TooManyRequests => 429,
             Self::ModelError | Self::Internal => 500,
-            Self::NotReady | Self::ShuttingDown => 503,
+            Self::NotReady | Self::ShuttingDown | Self::RerankerUnavailable => 503,
             Self::DeadlineExceeded => 504,
         }
     }
@@ -83,6 +86,7 @@ impl ErrorCode {
             Self::ModelError => "model_error",
             Self::Internal => "internal",
             Self::RequestTimeout => "request_timeout",
+            Self::RerankerUnavailable => "reranker_unavailable",
         }
     }
 }

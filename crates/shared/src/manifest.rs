@@ -123,6 +123,18 @@ pub struct RerankerManifest {
     /// for rerankers prepared before the trainer recorded it.
     #[serde(default)]
     pub max_tokens: Option<u16>,
+    /// FP32 logits on a few fixed pairs, for checking that a remote engine
+    /// serves this very checkpoint; empty for folders prepared before.
+    #[serde(default)]
+    pub probe: Vec<ProbePair>,
+}
+
+/// A fixed (e-mail, label) pair and the logit the reranker gives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbePair {
+    pub email: String,
+    pub label: String,
+    pub logit: f32,
 }
 
 /// The largest temperature or edge weight a manifest may hold. Fitted

@@ -355,6 +355,7 @@ fn health_body(state: &AppState, headers: &HeaderMap) -> HealthResponse {
     let status_only = |status: &str| HealthResponse {
         status: status.into(),
         reranker: None,
+        remote: None,
         bundles: Vec::new(),
         queue_pairs: None,
         error: None,
@@ -368,6 +369,7 @@ fn health_body(state: &AppState, headers: &HeaderMap) -> HealthResponse {
     HealthResponse {
         status: "ok".into(),
         reranker: Some(engine.reranker.clone()),
+        remote: engine.remote.as_ref().map(|r| r.health()),
         bundles: engine
             .bundles
             .iter()

@@ -2,17 +2,22 @@
 //! live in `mailsort_shared::api`.
 
 use mailsort_shared::api::RerankerInfo;
+
+use crate::remote::RemoteHealth;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// `GET /health` and `GET /ready`. Without an API key only `status` is
 /// given: the rest names what this server serves.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HealthResponse {
     /// ok, starting or failed.
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reranker: Option<RerankerInfo>,
+    /// The remote engine and its circuit breaker, when `--reranker remote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteHealth>,
     /// Loaded bundles: name and id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bundles: Vec<BundleInfo>,
