@@ -299,17 +299,10 @@ impl RemoteScorer {
         let mut last = None;
         for path in ["/v1/models", "/models"] {
             let got = self.runtime.block_on(async {
-                let response = self
+                let request = self
                     .request(self.client.get(format!("{}{path}", self.config.url)))
-                    .timeout(timeout)
-                    .send()
-                    .await
-                    .map_err(|e| CallError::Transient(describe(&e)))?;
-                let status = response.status();
-                let body = response
-                    .text()
-                    .await
-                    .map_err(|e| CallError::Transient(describe(&e)))?;
+                    .timeout(timeout);
+                let (status, body) = fetch(request).await?;
                 if status == StatusCode::NOT_FOUND {
                     return Ok(None);
                 }
@@ -489,11 +482,7 @@ impl RemoteScorer {
                 return Err(ScoreError::Timeout);
             }
             let timeout = self.config.call_timeout.min(left);
-            let outcome = self.call(pairs, timeout).await;
-            self.metrics
-                .remote_breaker_state
-                .set(self.breaker.state_code());
-            match outcome {
+            match self.call(pairs, timeout).await {
                 Ok(scores) => {
                     self.breaker.success();
                     self.count("ok");
@@ -566,9 +555,8 @@ impl Scorer for RemoteScorer {
     }
 }
 
-/// Sends and reads the body; 429 and 5xx are transient, other non-2xx are
-/// refusals.
-async fn send(request: reqwest::RequestBuilder) -> Result<String, CallError> {
+/// Sends and reads the status and body; failing to is transient.
+async fn fetch(request: reqwest::RequestBuilder) -> Result<(StatusCode, String), CallError> {
     let response = request
         .send()
         .await
@@ -578,6 +566,13 @@ async fn send(request: reqwest::RequestBuilder) -> Result<String, CallError> {
         .text()
         .await
         .map_err(|e| CallError::Transient(describe(&e)))?;
+    Ok((status, text))
+}
+
+/// Sends and reads the body; 429 and 5xx are transient, other non-2xx are
+/// refusals.
+async fn send(request: reqwest::RequestBuilder) -> Result<String, CallError> {
+    let (status, text) = fetch(request).await?;
     if status.is_success() {
         Ok(text)
     } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
