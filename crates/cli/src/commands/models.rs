@@ -56,7 +56,7 @@ pub enum ModelsCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Check a prepared model again (INT8 vs FP32 cosine).
+    /// Check a prepared model again (INT8 and W8A8 vs FP32 cosine).
     Verify {
         #[arg(
             long,
@@ -94,11 +94,12 @@ pub fn run(command: ModelsCommand) -> Result<()> {
                     &m.int8_sha256[..12]
                 ),
                 Prepared::Fresh(m) => println!(
-                    "ok: {} in {}: INT8 vs FP32 cosine min {:.5} mean {:.5}, dim {}, int8 sha256 {}",
+                    "ok: {} in {}: INT8 vs FP32 cosine min {:.5} mean {:.5}, W8A8 vs FP32 min {:.5}, dim {}, int8 sha256 {}",
                     m.name,
                     dir.display(),
                     m.verify_min_cosine,
                     m.verify_mean_cosine,
+                    m.w8a8_verify_min_cosine.unwrap_or(f32::NAN),
                     m.dim,
                     m.int8_sha256
                 ),
@@ -149,8 +150,13 @@ pub fn run(command: ModelsCommand) -> Result<()> {
             }
         }
         ModelsCommand::Verify { dir } => {
-            let (min, mean, dim) = model_store::verify(&ModelDir(dir))?;
+            let dir = ModelDir(dir);
+            let (min, mean, dim) = model_store::verify(&dir)?;
             println!("ok: INT8 vs FP32 cosine min {min:.5}, mean {mean:.5}, dim {dim}");
+            if dir.w8a8().exists() {
+                let w8a8 = model_store::verify_w8a8(&dir)?;
+                println!("ok: W8A8 vs FP32 cosine min {w8a8:.5}");
+            }
         }
     }
     Ok(())
