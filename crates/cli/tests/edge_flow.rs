@@ -429,3 +429,166 @@ fn forwarded_emails_become_rerank_requests() {
         assert!(email.candidates.iter().all(|c| c.probability.is_some()));
     }
 }
+
+/// `n` BANKING77 test messages (the bundle's own labels) and `posts` raw
+/// 20 Newsgroups posts (labels it does not have), as JSONL.
+fn parity_emails(dir: &Path, n: usize, posts: usize) -> PathBuf {
+    let path = dir.join(format!("emails-{n}-{posts}.jsonl"));
+    let mut lines = subset(&datasets().join("banking77/test.jsonl"), 3000 / n, n);
+    lines.extend(subset(
+        &datasets().join("20newsgroups/test.jsonl.gz"),
+        150,
+        posts,
+    ));
+    write_lines(&path, &lines);
+    path
+}
+
+fn classify_with(engine: &str, emails: &Path) -> Vec<Value> {
+    mailsort_ok(&[
+        "classify",
+        "--engine",
+        engine,
+        "--bundle",
+        banking_bundle().to_str().unwrap(),
+        emails.to_str().unwrap(),
+    ])
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect()
+}
+
+/// Shares of e-mails with the same label, the same route (kept, or
+/// forwarded and why), and the same label among those both keep.
+fn agreement(a: &[Value], b: &[Value]) -> (f64, f64, f64) {
+    assert_eq!(a.len(), b.len());
+    assert!(a.iter().zip(b).all(|(x, y)| x["id"] == y["id"]));
+    let route = |d: &Value| d["forward_reason"]["kind"].clone();
+    let share = |n: usize, of: usize| n as f64 / of.max(1) as f64;
+    let labels = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| x["label"] == y["label"])
+        .count();
+    let routes = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| route(x) == route(y))
+        .count();
+    let kept: Vec<_> = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| route(x).is_null() && route(y).is_null())
+        .collect();
+    let kept_same = kept
+        .iter()
+        .filter(|(x, y)| x["label"] == y["label"])
+        .count();
+    (
+        share(labels, a.len()),
+        share(routes, a.len()),
+        share(kept_same, kept.len()),
+    )
+}
+
+#[test]
+fn onnx_runtime_decides_as_tract_does() {
+    let dir = tempfile::tempdir().unwrap();
+    // The 200 e-mails of the WebAssembly parity test.
+    let emails = parity_emails(dir.path(), 150, 50);
+    let tract = classify_with("tract", &emails);
+    let ort = classify_with("onnxruntime-int8", &emails);
+    assert_eq!(tract.len(), 200);
+    let (labels, routes, kept) = agreement(&tract[..150], &ort[..150]);
+    eprintln!(
+        "BANKING77: same label {labels:.3}, same route {routes:.3}, same label when both keep {kept:.3}"
+    );
+    assert!(
+        labels >= 0.97 && routes >= 0.94 && kept >= 0.99,
+        "{labels} {routes} {kept}"
+    );
+    // Posts whose topics the bundle lacks sit near label boundaries, so
+    // they flip more often; they must still get decisions.
+    let (labels, _, _) = agreement(&tract[150..], &ort[150..]);
+    eprintln!("20 Newsgroups posts: same label {labels:.3}");
+    assert!(labels >= 0.7, "{labels}");
+}
+
+#[test]
+fn w8a8_decides_as_tract_does() {
+    // Few and short: without AVX-512 VNNI tract's INT8 kernels are slow.
+    let dir = tempfile::tempdir().unwrap();
+    let emails = parity_emails(dir.path(), 30, 0);
+    let (labels, routes, kept) = agreement(
+        &classify_with("tract", &emails),
+        &classify_with("tract-w8a8", &emails),
+    );
+    eprintln!(
+        "W8A8: same label {labels:.3}, same route {routes:.3}, same label when both keep {kept:.3}"
+    );
+    assert!(
+        labels >= 0.93 && routes >= 0.9 && kept >= 0.99,
+        "{labels} {routes} {kept}"
+    );
+}
+
+#[test]
+fn engines_refuse_what_they_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let eml = repo_root().join("examples/emails/refund-html.eml");
+    let bundle = banking_bundle().to_str().unwrap();
+    let run = |engine: &str, extra: &[(&str, &Path)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mailsort"));
+        cmd.args(["classify", "--engine", engine, "--bundle", bundle])
+            .arg(&eml)
+            .env("MAILSORT_MODEL_DIR", model_dir())
+            .env_remove("ORT_DYLIB_PATH");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = run("onnxruntime-int8", &[]);
+    assert!(!ok && err.contains("needs libonnxruntime.so"), "{err}");
+    let (ok, err) = run(
+        "onnxruntime-int8",
+        &[(
+            "ORT_DYLIB_PATH",
+            Path::new("/nonexistent/libonnxruntime.so"),
+        )],
+    );
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    let (ok, err) = run("tensorflow", &[]);
+    assert!(!ok && err.contains("tract-w8a8"), "{err}");
+
+    // A folder whose W8A8 file is not the one its manifest names.
+    let copy = dir.path().join("model");
+    std::fs::create_dir(&copy).unwrap();
+    for f in ["manifest.json", "tokenizer.json", "model_int8.onnx"] {
+        std::fs::copy(model_dir().join(f), copy.join(f)).unwrap();
+    }
+    std::fs::copy(
+        model_dir().join("model_fp32.onnx"),
+        copy.join("model_w8a8.onnx"),
+    )
+    .unwrap();
+    let (ok, err) = run("tract-w8a8", &[("MAILSORT_MODEL_DIR", &copy)]);
+    assert!(!ok && err.contains("not the manifest's"), "{err}");
+    let (ok, err) = run("tract", &[("MAILSORT_MODEL_DIR", &copy)]);
+    assert!(ok, "{err}");
+
+    // A folder prepared for another encoder than the bundle's.
+    let manifest = std::fs::read_to_string(copy.join("manifest.json")).unwrap();
+    let mut m: Value = serde_json::from_str(&manifest).unwrap();
+    m["int8_sha256"] = Value::String("0".repeat(64));
+    std::fs::write(copy.join("manifest.json"), m.to_string()).unwrap();
+    let (ok, err) = run("tract-w8a8", &[("MAILSORT_MODEL_DIR", &copy)]);
+    assert!(
+        !ok && err.contains("use the model folder the bundle was built with"),
+        "{err}"
+    );
+}

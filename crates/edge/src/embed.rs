@@ -1,4 +1,6 @@
-//! Text to sentence embedding: the tokenizer, then the ONNX encoder on tract.
+//! Text to sentence embedding: the tokenizer, then the ONNX encoder, on
+//! tract unless the caller brings another [`Encoder`] (natively,
+//! `mailsort_offline::ort_encoder` runs ONNX Runtime).
 //!
 //! The encoder graph (made by `crates/offline/src/prepare_model.py`) takes `input_ids`
 //! and `attention_mask` of shape `[batch, sequence]` and returns unit-length
@@ -26,6 +28,55 @@ pub enum EmbedError {
 }
 
 pub type Plan = std::sync::Arc<TypedSimplePlan>;
+
+/// Runs a sentence encoder on token ids. Implementations are shared by the
+/// embedding threads, so they take `&self`.
+pub trait Encoder: Send + Sync {
+    /// One batch, padded to its longest member by the implementation: one
+    /// unit vector per sequence, in order.
+    fn encode(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError>;
+}
+
+/// The encoder on tract: an optimised plan with symbolic batch and sequence.
+pub struct TractEncoder {
+    plan: Plan,
+}
+
+impl TractEncoder {
+    /// Parses and optimises ONNX bytes.
+    pub fn new(onnx: &[u8]) -> Result<Self, EmbedError> {
+        let plan = load_plan(onnx).map_err(|e| EmbedError::Model(format!("{e:#}")))?;
+        Ok(Self { plan })
+    }
+}
+
+impl Encoder for TractEncoder {
+    fn encode(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let (input_ids, mask) = pad_ids(ids);
+        let outputs = self
+            .plan
+            .run(tvec![
+                input_ids.into_tensor().into_tvalue(),
+                mask.into_tensor().into_tvalue()
+            ])
+            .map_err(|e| EmbedError::Run(format!("{e:#}")))?;
+        let out = outputs
+            .first()
+            .ok_or_else(|| EmbedError::Model("the encoder has no output".into()))?
+            .to_plain_array_view::<f32>()
+            .map_err(|e| EmbedError::Model(format!("output is not f32: {e}")))?;
+        if out.ndim() != 2 {
+            return Err(EmbedError::Model(format!(
+                "expected output [batch, dim], got {:?} (is this a pooled sentence encoder?)",
+                out.shape()
+            )));
+        }
+        Ok(out
+            .outer_iter()
+            .map(|row| row.iter().copied().collect())
+            .collect())
+    }
+}
 
 /// Embeddings kept from earlier runs of the same encoder at the same token
 /// cap, by text (natively, `mailsort_offline::embed_cache` keeps them in a
@@ -61,10 +112,11 @@ impl Batching {
     }
 }
 
-/// A loaded tokenizer and optimised encoder.
+/// A loaded tokenizer and encoder.
 pub struct Embedder {
     tokenizer: Tokenizer,
-    plan: Plan,
+    encoder: Box<dyn Encoder>,
+    model_id: String,
     dim: usize,
     token_cap: usize,
 }
@@ -72,6 +124,7 @@ pub struct Embedder {
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Embedder")
+            .field("model_id", &self.model_id)
             .field("dim", &self.dim)
             .field("token_cap", &self.token_cap)
             .finish_non_exhaustive()
@@ -79,9 +132,28 @@ impl std::fmt::Debug for Embedder {
 }
 
 impl Embedder {
-    /// Loads an encoder from ONNX bytes and a `tokenizer.json` text. Sequences
-    /// are truncated at `token_cap` tokens ([CLS] and [SEP] included).
+    /// Loads an encoder from ONNX bytes, on tract, and a `tokenizer.json`
+    /// text. Sequences are truncated at `token_cap` tokens ([CLS] and [SEP]
+    /// included).
     pub fn new(onnx: &[u8], tokenizer_json: &str, token_cap: usize) -> Result<Self, EmbedError> {
+        let encoder = TractEncoder::new(onnx)?;
+        Self::with_encoder(
+            Box::new(encoder),
+            mailsort_shared::digest::sha256_hex(onnx),
+            tokenizer_json,
+            token_cap,
+        )
+    }
+
+    /// Wraps an already loaded encoder. `model_id` names what it computes
+    /// (the SHA-256 of its file, with the engine where engines differ), so
+    /// that cached embeddings of one encoder are never served for another.
+    pub fn with_encoder(
+        encoder: Box<dyn Encoder>,
+        model_id: String,
+        tokenizer_json: &str,
+        token_cap: usize,
+    ) -> Result<Self, EmbedError> {
         let mut tokenizer: Tokenizer = tokenizer_json
             .parse()
             .map_err(|e: tokenizers::Error| EmbedError::Tokenizer(e.to_string()))?;
@@ -93,10 +165,10 @@ impl Embedder {
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(None);
 
-        let plan = load_plan(onnx).map_err(|e| EmbedError::Model(format!("{e:#}")))?;
         let mut embedder = Self {
             tokenizer,
-            plan,
+            encoder,
+            model_id,
             dim: 0,
             token_cap,
         };
@@ -114,6 +186,11 @@ impl Embedder {
     /// Embedding width.
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// What the encoder computes, for cache keys: see [`Self::with_encoder`].
+    pub fn model_id(&self) -> &str {
+        &self.model_id
     }
 
     /// Token cap in force.
@@ -239,29 +316,15 @@ impl Embedder {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let (input_ids, mask) = pad_ids(ids);
-        let outputs = self
-            .plan
-            .run(tvec![
-                input_ids.into_tensor().into_tvalue(),
-                mask.into_tensor().into_tvalue()
-            ])
-            .map_err(|e| EmbedError::Run(format!("{e:#}")))?;
-        let out = outputs
-            .first()
-            .ok_or_else(|| EmbedError::Model("the encoder has no output".into()))?
-            .to_plain_array_view::<f32>()
-            .map_err(|e| EmbedError::Model(format!("output is not f32: {e}")))?;
-        if out.ndim() != 2 || out.shape()[0] != ids.len() {
+        let out = self.encoder.encode(ids)?;
+        if out.len() != ids.len() {
             return Err(EmbedError::Model(format!(
-                "expected output [batch, dim], got {:?} (is this a pooled sentence encoder?)",
-                out.shape()
+                "the encoder returned {} vectors for {} sequences",
+                out.len(),
+                ids.len()
             )));
         }
-        Ok(out
-            .outer_iter()
-            .map(|row| row.iter().copied().collect())
-            .collect())
+        Ok(out)
     }
 }
 

@@ -17,5 +17,5 @@ pub mod embed;
 pub mod neighbours;
 
 pub use classifier::{EdgeClassifier, EdgeError};
-pub use embed::{Batching, EmbedError, Embedder, EmbeddingCache};
+pub use embed::{Batching, EmbedError, Embedder, EmbeddingCache, Encoder, TractEncoder};
 pub use neighbours::IndexChoice;

@@ -38,12 +38,17 @@ fn key(text: &str) -> [u8; 32] {
 }
 
 impl FileCache {
-    /// Opens (or starts) the cache for the encoder with ONNX SHA-256
-    /// `model_sha256`, cutting at `token_cap`, `dim` wide, in `dir`. Never
-    /// fails: a cache that cannot be read starts empty, one that cannot be
-    /// written keeps what it learns in memory only.
-    pub fn open(dir: &Path, model_sha256: &str, token_cap: usize, dim: usize) -> Self {
-        let prefix: String = model_sha256.chars().take(16).collect();
+    /// Opens (or starts) the cache for the encoder `model_id`
+    /// (`Embedder::model_id`: its file's SHA-256, tagged with the engine
+    /// where that changes the numbers), cutting at `token_cap`, `dim` wide,
+    /// in `dir`. Never fails: a cache that cannot be read starts empty, one
+    /// that cannot be written keeps what it learns in memory only.
+    pub fn open(dir: &Path, model_id: &str, token_cap: usize, dim: usize) -> Self {
+        let prefix: String = model_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(20)
+            .collect();
         let path = dir.join(format!("{prefix}-cap{token_cap}-d{dim}.bin"));
         let record = 32 + 4 * dim;
         let mut known = HashMap::new();

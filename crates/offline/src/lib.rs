@@ -4,20 +4,22 @@
 //! score a bundle ([`metrics`]), carve dev
 //! splits ([`split`]), write reranker-training candidates ([`candidates`]),
 //! keep embeddings between runs ([`embed_cache`]),
-//! get and prepare models ([`model_store`]) and benchmark the encoder on
-//! ONNX Runtime ([`ort_bench`]), reporting long steps through [`progress`].
+//! get and prepare models ([`model_store`]), run the native edge on the
+//! engine asked for ([`edge_engine`], ONNX Runtime in [`ort_encoder`]),
+//! reporting long steps through [`progress`].
 //! The CLI is a thin face over this crate and
 //! the edge core; the servers never depend on it.
 
 pub mod build;
 pub mod calibrate;
 pub mod candidates;
+pub mod edge_engine;
 pub mod embed_cache;
 pub mod fusion;
 pub mod inputs;
 pub mod metrics;
 pub mod model_store;
-pub mod ort_bench;
+pub mod ort_encoder;
 pub mod progress;
 pub mod split;
 pub mod train;

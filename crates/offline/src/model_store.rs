@@ -7,8 +7,9 @@
 //! those who can reach it. The ONNX graphs are built by
 //! `prepare_model.py` (beside this file, embedded in the binary), then
 //! loaded with tract and checked against FP32 on fixed sentences: INT8
-//! weights with FP32 compute at cosine ≥ 0.999, W8A8 at ≥ 0.99. The folders' layouts and manifests are
-//! `mailsort_shared::manifest`, which the servers read.
+//! weights with FP32 compute at cosine ≥ 0.999, W8A8 and ONNX Runtime's
+//! dynamic INT8 at ≥ 0.99 and ≥ 0.98. The folders' layouts and manifests
+//! are `mailsort_shared::manifest`, which the servers read.
 
 use std::fs;
 use std::io::Read;
@@ -100,12 +101,21 @@ pub enum ModelError {
     Verify(f32),
     #[error("W8A8 model disagrees with FP32: minimum cosine {0:.5} < {W8A8_MIN_COSINE}")]
     VerifyW8a8(f32),
+    #[error(
+        "ONNX Runtime's dynamic-INT8 model disagrees with FP32: minimum cosine {0:.5} < {ORT_INT8_MIN_COSINE}"
+    )]
+    VerifyOrtInt8(f32),
 }
 
 /// The least cosine W8A8 may have to FP32 on [`VERIFY_SENTENCES`]:
 /// quantising activations costs more than weights alone (measured: 0.994
 /// at worst on 300 BANKING77 texts).
 pub const W8A8_MIN_COSINE: f32 = 0.99;
+
+/// The same for ONNX Runtime's dynamic INT8, whose one activation scale per
+/// tensor costs more again (measured: 0.986 at worst against the edge on
+/// 20 Newsgroups posts).
+pub const ORT_INT8_MIN_COSINE: f32 = 0.98;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
     move |source| ModelError::Io {
@@ -227,8 +237,12 @@ pub fn prepare(
     let script = out.0.join("prepare_model.py");
     fs::write(&script, PREPARE_SCRIPT).map_err(io_err(&script))?;
     run(Command::new(python).arg(&script).arg(src).arg(&out.0))?;
-    let (min, mean, dim) = verify(out)?;
-    let w8a8_min = verify_w8a8(out)?;
+    let verified = verify(out)?;
+    let (Some(w8a8_min), Some(ort_int8_min)) = (verified.w8a8_min, verified.ort_int8_min) else {
+        return Err(ModelError::Invalid(
+            "prepare_model.py did not write model_w8a8.onnx and model_ort_int8.onnx".into(),
+        ));
+    };
     let sha = |p: PathBuf| -> Result<String, ModelError> {
         Ok(sha256_hex(&fs::read(&p).map_err(io_err(&p))?))
     };
@@ -238,11 +252,13 @@ pub fn prepare(
         int8_sha256: sha(out.int8())?,
         fp32_sha256: sha(out.fp32())?,
         tokenizer_sha256: sha(out.tokenizer())?,
-        dim,
-        verify_min_cosine: min,
-        verify_mean_cosine: mean,
+        dim: verified.dim,
+        verify_min_cosine: verified.int8_min,
+        verify_mean_cosine: verified.int8_mean,
         w8a8_sha256: Some(sha(out.w8a8())?),
         w8a8_verify_min_cosine: Some(w8a8_min),
+        ort_int8_sha256: Some(sha(out.ort_int8())?),
+        ort_int8_verify_min_cosine: Some(ort_int8_min),
     };
     let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
     fs::write(out.manifest(), text).map_err(io_err(&out.0))?;
@@ -326,46 +342,66 @@ pub fn prepare_reranker(
     Ok(manifest)
 }
 
-/// Cosines of `model` against the FP32 encoder on [`VERIFY_SENTENCES`]
-/// (both return unit vectors), and the width.
-fn cosines_to_fp32(dir: &ModelDir, model: PathBuf) -> Result<(Vec<f32>, usize), ModelError> {
-    let tok = fs::read_to_string(dir.tokenizer()).map_err(io_err(&dir.0))?;
-    let load = |p: PathBuf| -> Result<Embedder, ModelError> {
-        let bytes = fs::read(&p).map_err(io_err(&p))?;
-        Ok(Embedder::new(&bytes, &tok, 256)?)
-    };
-    let a = load(model)?.embed(VERIFY_SENTENCES)?;
-    let b = load(dir.fp32())?.embed(VERIFY_SENTENCES)?;
-    let cos = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p * q).sum())
-        .collect();
-    Ok((cos, a[0].len()))
+/// How the folder's encoders agree with FP32 on [`VERIFY_SENTENCES`].
+#[derive(Debug, Clone, Copy)]
+pub struct Verified {
+    pub int8_min: f32,
+    pub int8_mean: f32,
+    pub dim: usize,
+    /// Minimum cosine of W8A8, when the folder has it.
+    pub w8a8_min: Option<f32>,
+    /// Minimum cosine of ONNX Runtime's dynamic INT8, when the folder has it.
+    pub ort_int8_min: Option<f32>,
 }
 
 fn min_of(xs: &[f32]) -> f32 {
     xs.iter().copied().fold(f32::INFINITY, f32::min)
 }
 
-/// INT8 vs FP32 cosine on [`VERIFY_SENTENCES`]: (min, mean, dim).
-pub fn verify(dir: &ModelDir) -> Result<(f32, f32, usize), ModelError> {
-    let (cos, dim) = cosines_to_fp32(dir, dir.int8())?;
-    let min = min_of(&cos);
-    let mean = cos.iter().sum::<f32>() / cos.len() as f32;
-    if min < 0.999 {
-        return Err(ModelError::Verify(min));
+/// Embeds [`VERIFY_SENTENCES`] with FP32 once and every other file of the
+/// folder (on tract, which reads them all) against it; each must reach its
+/// least cosine. Files a folder lacks are left out.
+pub fn verify(dir: &ModelDir) -> Result<Verified, ModelError> {
+    let tok = fs::read_to_string(dir.tokenizer()).map_err(io_err(&dir.0))?;
+    let embed = |p: PathBuf| -> Result<Vec<Vec<f32>>, ModelError> {
+        let bytes = fs::read(&p).map_err(io_err(&p))?;
+        Ok(Embedder::new(&bytes, &tok, 256)?.embed(VERIFY_SENTENCES)?)
+    };
+    let reference = embed(dir.fp32())?;
+    // Both sides are unit vectors.
+    let cosines = |p: PathBuf| -> Result<Vec<f32>, ModelError> {
+        Ok(embed(p)?
+            .iter()
+            .zip(&reference)
+            .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p * q).sum())
+            .collect())
+    };
+    let int8 = cosines(dir.int8())?;
+    let int8_min = min_of(&int8);
+    if int8_min < 0.999 {
+        return Err(ModelError::Verify(int8_min));
     }
-    Ok((min, mean, dim))
-}
-
-/// W8A8 vs FP32: the minimum cosine on [`VERIFY_SENTENCES`].
-pub fn verify_w8a8(dir: &ModelDir) -> Result<f32, ModelError> {
-    let min = min_of(&cosines_to_fp32(dir, dir.w8a8())?.0);
-    if min < W8A8_MIN_COSINE {
-        return Err(ModelError::VerifyW8a8(min));
-    }
-    Ok(min)
+    let optional = |p: PathBuf, least: f32, error: fn(f32) -> ModelError| {
+        if !p.exists() {
+            return Ok(None);
+        }
+        let min = min_of(&cosines(p)?);
+        if min < least {
+            return Err(error(min));
+        }
+        Ok(Some(min))
+    };
+    Ok(Verified {
+        int8_min,
+        int8_mean: int8.iter().sum::<f32>() / int8.len() as f32,
+        dim: reference[0].len(),
+        w8a8_min: optional(dir.w8a8(), W8A8_MIN_COSINE, ModelError::VerifyW8a8)?,
+        ort_int8_min: optional(
+            dir.ort_int8(),
+            ORT_INT8_MIN_COSINE,
+            ModelError::VerifyOrtInt8,
+        )?,
+    })
 }
 
 /// Where [`fetch_encoder`] takes the encoder's weights from.
@@ -388,8 +424,8 @@ pub enum Prepared<M> {
     Fresh(M),
 }
 
-/// Gets the sentence encoder from `source`, builds its FP32, INT8 and W8A8
-/// ONNX files into `dir`, verifies both against FP32 and writes the manifest.
+/// Gets the sentence encoder from `source`, builds its FP32, INT8, W8A8
+/// and ONNX Runtime INT8 files into `dir`, verifies them against FP32 and writes the manifest.
 /// A folder already prepared from the registry is kept unless `force`.
 /// `say` hears each long step.
 pub fn fetch_encoder(
@@ -404,9 +440,15 @@ pub fn fetch_encoder(
         && let Ok(m) = dir.read_manifest()
         && let Ok(bytes) = fs::read(dir.int8())
         && sha256_hex(&bytes) == m.int8_sha256
-        && m.w8a8_sha256
-            .as_deref()
-            .is_some_and(|want| fs::read(dir.w8a8()).is_ok_and(|bytes| sha256_hex(&bytes) == want))
+        && [
+            (dir.w8a8(), &m.w8a8_sha256),
+            (dir.ort_int8(), &m.ort_int8_sha256),
+        ]
+        .iter()
+        .all(|(path, want)| {
+            want.as_deref()
+                .is_some_and(|want| fs::read(path).is_ok_and(|bytes| sha256_hex(&bytes) == want))
+        })
     {
         return Ok(Prepared::Already(m));
     }
@@ -442,7 +484,7 @@ pub fn fetch_encoder(
             )
         }
     };
-    say("building ONNX graphs (FP32, weight-only INT8 and W8A8) and verifying…");
+    say("building ONNX graphs (FP32, weight-only INT8, W8A8, ONNX Runtime INT8) and verifying…");
     prepare(&src, dir, python, &name, &origin).map(Prepared::Fresh)
 }
 

@@ -22,11 +22,17 @@ ways that matter to tract:
   e-mail's vector independent of the others in its batch (a per-tensor scale
   would not) and follow BERT's large per-token range. LayerNorm, softmax,
   GELU and the attention products stay FP32.
+* the ORT INT8 file is ONNX Runtime's own dynamic quantisation of the FP32
+  graph (`quantize_dynamic`, int8 weights per channel, uint8 activations
+  with one scale per tensor, DynamicQuantizeLinear + MatMulInteger): what
+  transformers.js ships as `q8` and what ONNX Runtime runs fastest on CPU.
+  The native edge's `onnxruntime-int8` engine runs it; tract reads it too,
+  slowly.
 
 Usage: prepare_model.py [--cross-encoder] MODEL_DIR OUT_DIR
 MODEL_DIR holds config.json, model.safetensors and tokenizer.json.
-OUT_DIR receives model_fp32.onnx, model_int8.onnx, model_w8a8.onnx and
-tokenizer.json (with
+OUT_DIR receives model_fp32.onnx, model_int8.onnx, model_w8a8.onnx,
+model_ort_int8.onnx and tokenizer.json (with
 the checkpoint's fixed padding/truncation removed: mailsort pads each batch
 to its longest member and truncates at its own token cap).
 
@@ -375,6 +381,11 @@ def main():
         model = build(weights, config, int8, int8_compute)
         onnx.save(model, os.path.join(out, name))
         print(f"wrote {name} ({os.path.getsize(os.path.join(out, name)) / 1e6:.1f} MB)", file=sys.stderr)
+    # Imported here: only the sentence encoder needs it, and only this step.
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(os.path.join(out, "model_fp32.onnx"), os.path.join(out, "model_ort_int8.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+    print(f"wrote model_ort_int8.onnx ({os.path.getsize(os.path.join(out, 'model_ort_int8.onnx')) / 1e6:.1f} MB)", file=sys.stderr)
     with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
         json.dump(dynamic_tokenizer(os.path.join(src, "tokenizer.json")), f, ensure_ascii=False)
 

@@ -32,9 +32,14 @@ impl ModelDir {
         self.0.join("model_int8.onnx")
     }
     /// The same INT8 weights computing in INT8 (int8 activations, one
-    /// scale per token): a benchmark peer, not yet the edge's encoder.
+    /// scale per token), for the `tract-w8a8` engine.
     pub fn w8a8(&self) -> PathBuf {
         self.0.join("model_w8a8.onnx")
+    }
+    /// ONNX Runtime's dynamic-INT8 quantisation of the FP32 encoder, for the
+    /// `onnxruntime-int8` engine.
+    pub fn ort_int8(&self) -> PathBuf {
+        self.0.join("model_ort_int8.onnx")
     }
     /// The FP32 encoder INT8 is verified against.
     pub fn fp32(&self) -> PathBuf {
@@ -183,6 +188,85 @@ pub struct EncoderManifest {
     /// W8A8 against FP32, minimum cosine on the check sentences.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub w8a8_verify_min_cosine: Option<f32>,
+    /// `model_ort_int8.onnx`; absent in folders prepared before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ort_int8_sha256: Option<String>,
+    /// ONNX Runtime's dynamic INT8 against FP32, minimum cosine on the
+    /// check sentences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ort_int8_verify_min_cosine: Option<f32>,
+}
+
+/// Which encoder file the native edge runs, and on which runtime. Bundles
+/// learn their labels from `model_int8.onnx` on tract (the only engine in
+/// WebAssembly and Workers); the others compute the same encoder in INT8,
+/// verified against FP32 when the folder is prepared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EdgeEngine {
+    /// `model_int8.onnx` (INT8 weights, FP32 compute) on tract.
+    #[default]
+    Tract,
+    /// `model_w8a8.onnx` (INT8 matmuls, per-token scales) on tract.
+    TractW8a8,
+    /// `model_ort_int8.onnx` (ONNX Runtime's dynamic INT8) on ONNX Runtime.
+    OnnxRuntimeInt8,
+}
+
+impl EdgeEngine {
+    /// Every engine, by its command-line name.
+    pub const ALL: [(&'static str, EdgeEngine); 3] = [
+        ("tract", EdgeEngine::Tract),
+        ("tract-w8a8", EdgeEngine::TractW8a8),
+        ("onnxruntime-int8", EdgeEngine::OnnxRuntimeInt8),
+    ];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, e)| *e == self)
+            .map(|(n, _)| *n)
+            .expect("ALL lists every engine")
+    }
+
+    /// The file this engine runs.
+    pub fn file(self, dir: &ModelDir) -> PathBuf {
+        match self {
+            EdgeEngine::Tract => dir.int8(),
+            EdgeEngine::TractW8a8 => dir.w8a8(),
+            EdgeEngine::OnnxRuntimeInt8 => dir.ort_int8(),
+        }
+    }
+
+    /// The SHA-256 the manifest records for that file (none in folders
+    /// prepared before the file existed).
+    pub fn expected_sha256(self, manifest: &EncoderManifest) -> Option<&str> {
+        match self {
+            EdgeEngine::Tract => Some(&manifest.int8_sha256),
+            EdgeEngine::TractW8a8 => manifest.w8a8_sha256.as_deref(),
+            EdgeEngine::OnnxRuntimeInt8 => manifest.ort_int8_sha256.as_deref(),
+        }
+    }
+}
+
+impl std::str::FromStr for EdgeEngine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, e)| *e)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|(n, _)| *n).collect();
+                format!("unknown edge engine {s:?}: one of {}", names.join(", "))
+            })
+    }
+}
+
+impl std::fmt::Display for EdgeEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 #[cfg(test)]
@@ -222,6 +306,20 @@ mod tests {
     }
 
     #[test]
+    fn every_engine_parses_from_its_name_and_names_its_own_file() {
+        let dir = ModelDir(PathBuf::from("m"));
+        let mut files = std::collections::HashSet::new();
+        for (name, engine) in EdgeEngine::ALL {
+            assert_eq!(name.parse::<EdgeEngine>(), Ok(engine));
+            assert_eq!(engine.to_string(), name);
+            assert!(files.insert(engine.file(&dir)), "{name} shares a file");
+        }
+        assert_eq!(EdgeEngine::default().file(&dir), dir.int8());
+        let err = "onnxruntime".parse::<EdgeEngine>().unwrap_err();
+        assert!(err.contains("onnxruntime-int8"), "{err}");
+    }
+
+    #[test]
     fn an_encoder_manifest_from_before_the_w8a8_file_still_reads() {
         let old = serde_json::json!({
             "name": "m", "source": "s", "int8_sha256": "a", "fp32_sha256": "b",
@@ -230,6 +328,7 @@ mod tests {
         });
         let mut m: EncoderManifest = serde_json::from_value(old).expect("older manifests parse");
         assert_eq!((&m.w8a8_sha256, m.w8a8_verify_min_cosine), (&None, None));
+        assert_eq!(EdgeEngine::OnnxRuntimeInt8.expected_sha256(&m), None);
         m.w8a8_sha256 = Some("d".into());
         let back: EncoderManifest =
             serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();

@@ -1,8 +1,8 @@
 //! `mailsort bench`: the INT8 encoder on tract against ONNX Runtime CPU, on
 //! the same file and the same token ids, interleaved round by round so that
-//! every engine sees the same machine load. Peers: tract on the W8A8 file
-//! (INT8 compute) and, when given, ONNX Runtime on its own dynamic-INT8
-//! export.
+//! every engine sees the same machine load. Also the other native edge
+//! engines, on the files of the same folder: tract on the W8A8 file (INT8
+//! compute) and ONNX Runtime on its own dynamic-INT8 file.
 
 use std::fs;
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mailsort_edge::Embedder;
 use mailsort_offline::inputs;
-use mailsort_offline::ort_bench::{self, OrtEncoder};
+use mailsort_offline::ort_encoder::{self, OrtEncoder};
 use mailsort_shared::clean::{self, CleanConfig};
 use serde::Serialize;
 
@@ -31,16 +31,13 @@ pub struct BenchArgs {
     rounds: usize,
     #[arg(long, default_value_t = 256)]
     token_cap: usize,
-    /// `libonnxruntime.so` (from the PyPI onnxruntime wheel).
-    #[arg(long, env = "ORT_DYLIB_PATH")]
-    ort_lib: PathBuf,
     /// ONNX Runtime intra-op threads (tract runs on one).
     #[arg(long, default_value_t = 1)]
     ort_threads: usize,
-    /// ONNX Runtime's own dynamic-INT8 export of the encoder
-    /// (`scripts/bench/ort-dynamic-int8.py`), run as one more peer.
-    #[arg(long)]
-    ort_dynamic_int8: Option<PathBuf>,
+    /// Leave out a peer engine (repeatable): tract-w8a8 crawls where the
+    /// CPU lacks AVX-512 VNNI (docs/int8.md).
+    #[arg(long, value_parser = ["tract-w8a8", "onnxruntime-int8"])]
+    skip: Vec<String>,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -94,9 +91,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         n,
         rounds,
         token_cap,
-        ort_lib,
         ort_threads,
-        ort_dynamic_int8,
+        skip,
         json,
         model,
     } = args;
@@ -115,23 +111,31 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let tract = Embedder::new(&read(dir.int8())?, &tok, token_cap)?;
-    let w8a8 = if dir.w8a8().exists() {
-        Some(Embedder::new(&read(dir.w8a8())?, &tok, token_cap)?)
-    } else {
-        eprintln!(
-            "{} is missing (a folder from before it existed): run `mailsort models fetch --force` to bench it",
-            dir.w8a8().display()
-        );
-        None
+    let optional = |path: PathBuf, engine: &str| {
+        if skip.iter().any(|s| s == engine) {
+            return None;
+        }
+        if !path.exists() {
+            eprintln!(
+                "{} is missing (a folder from before it existed): run `mailsort models fetch --force` to bench it",
+                path.display()
+            );
+        }
+        path.exists().then_some(path)
     };
+    let w8a8 = optional(dir.w8a8(), "tract-w8a8")
+        .map(|p| anyhow::Ok(Embedder::new(&read(p)?, &tok, token_cap)?))
+        .transpose()?;
     let mut ids = tract.tokenize(&refs)?;
     // As in production (`Embedder::embed_many`): batches of similar length.
     ids.sort_by_key(Vec::len);
-    ort_bench::init(&ort_lib)?;
-    let mut ort = OrtEncoder::new(&dir.int8(), ort_threads)?;
-    let mut ort_dynamic = ort_dynamic_int8
-        .as_deref()
-        .map(|p| OrtEncoder::new(p, ort_threads))
+    let ort_lib = model.ort_lib.as_deref().context(
+        "mailsort bench runs ONNX Runtime too: pass --ort-lib or set ORT_DYLIB_PATH (scripts/lib.sh does)",
+    )?;
+    ort_encoder::init(ort_lib)?;
+    let ort = OrtEncoder::new(&dir.int8(), 1, ort_threads)?;
+    let ort_int8 = optional(dir.ort_int8(), "onnxruntime-int8")
+        .map(|p| OrtEncoder::new(&p, 1, ort_threads))
         .transpose()?;
 
     let mut engines: Vec<Engine> = vec![
@@ -144,9 +148,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(w) = &w8a8 {
         engines.push(("tract-w8a8", Box::new(|b: &[Vec<u32>]| Ok(w.embed_ids(b)?))));
     }
-    if let Some(o) = ort_dynamic.as_mut() {
+    if let Some(o) = &ort_int8 {
         engines.push((
-            "onnxruntime-dynamic-int8",
+            "onnxruntime-int8",
             Box::new(|b: &[Vec<u32>]| Ok(o.embed_ids(b)?)),
         ));
     }
@@ -225,12 +229,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(w) = index("tract-w8a8") {
         ratios.push(ratio(w, 0));
         ratios.push(ratio(w, 1));
-        if let Some(d) = index("onnxruntime-dynamic-int8") {
+        if let Some(d) = index("onnxruntime-int8") {
             ratios.push(ratio(w, d));
         }
     }
-    if let Some(d) = index("onnxruntime-dynamic-int8") {
-        ratios.push(ratio(0, d));
+    if let Some(d) = index("onnxruntime-int8") {
+        ratios.push(ratio(d, 0));
     }
     let report = Report {
         emails: ids.len(),

@@ -27,11 +27,12 @@ use mailsort_mailbox::folders::FolderFilter;
 use mailsort_mailbox::imap::{self, ImapAccount};
 use mailsort_mailbox::import as mailbox_import;
 use mailsort_mailbox::{ImportOptions, ImportSummary};
+use mailsort_offline::edge_engine::{self, EngineOptions};
 use mailsort_offline::embed_cache::{self, FileCache};
 use mailsort_offline::inputs;
 use mailsort_shared::bundle::Bundle;
 use mailsort_shared::dataset::LabelledEmail;
-use mailsort_shared::manifest::ModelDir;
+use mailsort_shared::manifest::{EdgeEngine, ModelDir};
 
 /// Where the prepared encoder lives, and how exemplars are searched.
 #[derive(Args, Clone)]
@@ -52,11 +53,36 @@ pub struct ModelArgs {
             .map(|s| s.parse::<IndexChoice>().expect("only listed values reach here")),
     )]
     pub exemplar_index: IndexChoice,
+    /// What embeds natively: tract on the INT8-weight file (what bundles are
+    /// built with, and what WebAssembly and Workers run), tract on the W8A8
+    /// file, or ONNX Runtime on its dynamic-INT8 file (the fastest, needs
+    /// --ort-lib). See docs/int8.md.
+    #[arg(
+        long,
+        env = "MAILSORT_ENGINE",
+        default_value = "tract",
+        value_parser = PossibleValuesParser::new(EdgeEngine::ALL.map(|(name, _)| name))
+            .map(|s| s.parse::<EdgeEngine>().expect("only listed values reach here")),
+    )]
+    pub engine: EdgeEngine,
+    /// `libonnxruntime.so` (from the PyPI onnxruntime wheel), for
+    /// `--engine onnxruntime-int8`.
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_lib: Option<PathBuf>,
 }
 
 impl ModelArgs {
     pub fn dir(&self) -> ModelDir {
         ModelDir(self.model_dir.clone())
+    }
+
+    /// The engine options; ONNX Runtime gets one session per core.
+    pub fn engine_options(&self) -> EngineOptions {
+        EngineOptions {
+            engine: self.engine,
+            ort_lib: self.ort_lib.clone(),
+            threads: Batching::threads(1, None).threads,
+        }
     }
 }
 
@@ -97,7 +123,7 @@ impl CacheArgs {
         let bundle = classifier.bundle();
         let cache = FileCache::open(
             &dir,
-            &bundle.model.onnx_sha256,
+            classifier.embedder().model_id(),
             bundle.clean.token_cap,
             bundle.model.dim,
         );
@@ -127,10 +153,12 @@ pub fn read_bundle(path: &Path) -> Result<Bundle> {
     Bundle::decode(&bytes).with_context(|| format!("{}", path.display()))
 }
 
-/// A bundle and its encoder, searching exemplars as `--exemplar-index` says.
+/// A bundle and its encoder on `--engine`, searching exemplars as
+/// `--exemplar-index` says.
 pub fn load_classifier(bundle_path: &Path, model: &ModelArgs) -> Result<EdgeClassifier> {
     let bundle = read_bundle(bundle_path)?;
-    let mut classifier = EdgeClassifier::new(bundle, &read_encoder(model)?)?;
+    let mut classifier =
+        edge_engine::load_classifier(bundle, &model.dir(), &model.engine_options())?;
     classifier.use_exemplar_index(model.exemplar_index);
     Ok(classifier)
 }

@@ -94,12 +94,13 @@ pub fn run(command: ModelsCommand) -> Result<()> {
                     &m.int8_sha256[..12]
                 ),
                 Prepared::Fresh(m) => println!(
-                    "ok: {} in {}: INT8 vs FP32 cosine min {:.5} mean {:.5}, W8A8 vs FP32 min {:.5}, dim {}, int8 sha256 {}",
+                    "ok: {} in {}: INT8 vs FP32 cosine min {:.5} mean {:.5}, W8A8 vs FP32 min {:.5}, ONNX Runtime INT8 vs FP32 min {:.5}, dim {}, int8 sha256 {}",
                     m.name,
                     dir.display(),
                     m.verify_min_cosine,
                     m.verify_mean_cosine,
                     m.w8a8_verify_min_cosine.unwrap_or(f32::NAN),
+                    m.ort_int8_verify_min_cosine.unwrap_or(f32::NAN),
                     m.dim,
                     m.int8_sha256
                 ),
@@ -151,11 +152,16 @@ pub fn run(command: ModelsCommand) -> Result<()> {
         }
         ModelsCommand::Verify { dir } => {
             let dir = ModelDir(dir);
-            let (min, mean, dim) = model_store::verify(&dir)?;
-            println!("ok: INT8 vs FP32 cosine min {min:.5}, mean {mean:.5}, dim {dim}");
-            if dir.w8a8().exists() {
-                let w8a8 = model_store::verify_w8a8(&dir)?;
-                println!("ok: W8A8 vs FP32 cosine min {w8a8:.5}");
+            let v = model_store::verify(&dir)?;
+            println!(
+                "ok: INT8 vs FP32 cosine min {:.5}, mean {:.5}, dim {}",
+                v.int8_min, v.int8_mean, v.dim
+            );
+            if let Some(min) = v.w8a8_min {
+                println!("ok: W8A8 vs FP32 cosine min {min:.5}");
+            }
+            if let Some(min) = v.ort_int8_min {
+                println!("ok: ONNX Runtime INT8 vs FP32 cosine min {min:.5}");
             }
         }
     }
