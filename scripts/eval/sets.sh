@@ -11,6 +11,12 @@
 # reranker's own fusion, each bundle's fusion is fitted on its dev split,
 # and a second backend (which loads those fusion files) evaluates again.
 #
+# SECOND_OPINION=DIR (e.g. models/all-mpnet-base-v2, from
+# scripts/models/second-opinion.sh) also trains each bundle's second-opinion
+# head on its training e-mails (mailsort second-opinion) and serves it, so
+# that the fit on dev can choose among the edge, the reranker, the second
+# opinion and their fusions. Use another OUT for it.
+#
 # Usage: scripts/eval/sets.sh [SET ...]    (default: every set)
 # Writes out/eval/sets/SET.{edge,default,fused}.json, SET.fusion.json and
 # summary.md (also printed). Bundles already built are reused.
@@ -60,13 +66,27 @@ PY
 
 for s in "${SETS[@]}"; do prepare "$s"; done
 
+serve=(--device cpu)
+if [ -n "${SECOND_OPINION:-}" ]; then
+  for s in "${SETS[@]}"; do
+    w="$W/$s"
+    [ -s "$w.second-opinion.json" ] && continue
+    echo "== $s: second-opinion head" >&2
+    train="$w.train.jsonl"
+    [ -f "$train" ] || train=$(file_of "$MAILSORT_DATASETS/$s" train)
+    "$MAILSORT" second-opinion --cache-embeddings --bundle "$w.msb" --train "$train" \
+      --model-dir "$SECOND_OPINION" > "$w.second-opinion.report.json"
+  done
+  serve+=(--second-opinion-dir "$SECOND_OPINION")
+fi
+
 bundles=()
 for s in "${SETS[@]}"; do bundles+=(--bundle "$W/$s.msb"); rm -f "$W/$s.fusion.json"; done
 KEY=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export MAILSORT_API_KEY=$KEY
 
 echo "== end to end with the reranker's own fusion; fitting each bundle's fusion on dev" >&2
-start_backend "$PORT" "$KEY" "$W/backend.default.log" "${bundles[@]}" --device cpu
+start_backend "$PORT" "$KEY" "$W/backend.default.log" "${bundles[@]}" "${serve[@]}"
 for s in "${SETS[@]}"; do
   "$MAILSORT" eval --cache-embeddings --bundle "$W/$s.msb" --test "$(file_of "$MAILSORT_DATASETS/$s" test)" --json \
     --backend "http://127.0.0.1:$PORT" > "$W/$s.default.json"
@@ -76,7 +96,7 @@ done
 stop_backend "$BACKEND_PID"
 
 echo "== end to end with each bundle's own fusion" >&2
-start_backend "$PORT" "$KEY" "$W/backend.fused.log" "${bundles[@]}" --device cpu
+start_backend "$PORT" "$KEY" "$W/backend.fused.log" "${bundles[@]}" "${serve[@]}"
 for s in "${SETS[@]}"; do
   "$MAILSORT" eval --cache-embeddings --bundle "$W/$s.msb" --test "$(file_of "$MAILSORT_DATASETS/$s" test)" --json \
     --backend "http://127.0.0.1:$PORT" > "$W/$s.fused.json"
@@ -96,7 +116,10 @@ for s in sets:
     f = json.load(open(f"{w}/{s}.fused.json"))
     fe = f["end_to_end"]
     fusion = json.load(open(f"{w}/{s}.fusion.json"))
-    fits = "; ".join(f"{k}: {v['mode'].replace('_', ' ')}" for k, v in fusion["by_reason"].items()) or f"all: {fusion['default']['mode'].replace('_', ' ')}"
+    def fit(v):
+        return {"fused": "reranker" + (" + second opinion" if v.get("head_weight") else ""),
+                "edge_head": "second opinion", "edge_only": "edge only"}[v["mode"]]
+    fits = "; ".join(f"{k}: {fit(v)}" for k, v in fusion["by_reason"].items()) or f"all: {fit(fusion['default'])}"
     print(f"| {s} | {e['n']} | {pct(e['forwarded_rate'])}% | {pct(e['accuracy'])} | {pct(d['accuracy'])} | {pct(fe['accuracy'])} "
           f"| {100 * (fe['accuracy'] - e['accuracy']):+.2f} | {pct(fe['forwarded_accuracy'])} | {pct(f['forwarded_accuracy'])} | {pct(e['oracle_end_to_end_accuracy'])} | {fits} |")
 print(f"\n{len(sets)} sets in {secs // 60} min {secs % 60} s on {__import__('os').cpu_count()} cores.")

@@ -46,6 +46,8 @@ pub struct Reranked {
     pub reranker: String,
     /// The same, as the backend reports it (`None` when nothing was sent).
     pub info: Option<RerankerInfo>,
+    /// SHA-256 of the second-opinion head that joined the fusion, if any.
+    pub second_opinion: Option<String>,
     /// (index into the decisions, result).
     pub results: Vec<(usize, RerankResult)>,
     /// Forwarded decisions the backend did not answer: they keep the
@@ -96,6 +98,7 @@ impl BackendClient {
         let mut out = Vec::with_capacity(forwarded.len());
         let mut reranker = String::new();
         let mut info = None;
+        let mut second_opinion = None;
         let mut unanswered = Vec::new();
         let mut failure: Option<CallFailure> = None;
         for (n, chunk) in forwarded.chunks(EMAILS_PER_REQUEST).enumerate() {
@@ -127,6 +130,7 @@ impl BackendClient {
                 answer.reranker.precision
             );
             info = Some(answer.reranker);
+            second_opinion = answer.second_opinion;
             out.extend(chunk.iter().copied().zip(answer.results));
             eprint!(
                 "\rreranked {}/{} forwarded e-mails",
@@ -140,6 +144,7 @@ impl BackendClient {
         Reranked {
             reranker,
             info,
+            second_opinion,
             results: out,
             unanswered,
             failure,

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::{
     bench, bench_exemplars, bench_stages, build, calibrate, calibrate_fusion, classify, eval,
-    export, import, models, plan, sort, split,
+    export, import, models, plan, second_opinion, sort, split,
 };
 
 /// Sorts e-mail into your labels, on your machine.
@@ -37,6 +37,9 @@ enum Command {
     /// Fit how the backend fuses a bundle's forwarded e-mails, on a dev
     /// split, with the reranker that serves it (writes NAME.fusion.json).
     CalibrateFusion(calibrate_fusion::CalibrateFusionArgs),
+    /// Train a bundle's second-opinion head for the backend (a larger
+    /// encoder's view of the bundle's labels; writes NAME.second-opinion.json).
+    SecondOpinion(second_opinion::SecondOpinionArgs),
     /// Read labelled mail from a mailbox (Maildir, mbox, Takeout, IMAP):
     /// the summary, and optionally labelled JSONL.
     Import(import::ImportCmdArgs),
@@ -67,6 +70,7 @@ fn main() {
         Command::Eval(a) => eval::run(a),
         Command::Calibrate(a) => calibrate::run(a),
         Command::CalibrateFusion(a) => calibrate_fusion::run(a),
+        Command::SecondOpinion(a) => second_opinion::run(a),
         Command::Import(a) => import::run(a),
         Command::Export(a) => export::run(a),
         Command::Sort(a) => sort::run(a),

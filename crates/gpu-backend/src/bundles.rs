@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 use mailsort_edge::{EdgeClassifier, IndexChoice};
 use mailsort_shared::bundle::Bundle;
+use mailsort_shared::digest::sha256_hex;
 use mailsort_shared::fusion::{FusionFile, FusionFit};
 use mailsort_shared::manifest::{ModelDir, RerankerManifest};
+use mailsort_shared::second_opinion::{EncoderRef, SecondOpinionFile};
 use mailsort_shared::types::{Candidate, ForwardReason};
 use thiserror::Error;
 
@@ -25,6 +27,22 @@ pub enum BundleLoadError {
     DuplicateName(String),
     #[error("fusion file {path}: {detail}")]
     Fusion { path: PathBuf, detail: String },
+    #[error("second-opinion file {path}: {detail}")]
+    SecondOpinion { path: PathBuf, detail: String },
+}
+
+/// A bundle's second-opinion head as served.
+pub struct ServedHead {
+    pub file: SecondOpinionFile,
+    /// SHA-256 of the file's bytes (fusion files fitted with it name it).
+    pub sha256: String,
+}
+
+/// The second-opinion encoder the server runs, for checking heads.
+#[derive(Debug, Clone)]
+pub struct SecondOpinionInfo {
+    pub encoder: EncoderRef,
+    pub dim: usize,
 }
 
 /// How a bundle turns reranker scores and edge probabilities into labels.
@@ -76,12 +94,36 @@ pub struct LoadedBundle {
     /// many examples as the reranker was trained with).
     label_texts: HashMap<String, String>,
     pub fusion: Fusion,
+    /// Its second-opinion head, when the server runs the encoder and the
+    /// bundle has one.
+    pub second_opinion: Option<ServedHead>,
+    /// Why it has none, for `/health`.
+    no_second_opinion: &'static str,
 }
 
 impl LoadedBundle {
     /// The reranker's text for a label of this bundle.
     pub fn label_text(&self, label: &str) -> Option<&str> {
         self.label_texts.get(label).map(String::as_str)
+    }
+
+    /// One line for `/health` and logs.
+    pub fn describe_second_opinion(&self) -> String {
+        match &self.second_opinion {
+            Some(h) => format!(
+                "{} head ({}), {} labels, trained on {} e-mails{}",
+                h.file.encoder.name,
+                &h.sha256[..12],
+                h.file.head.labels.len(),
+                h.file.report.examples,
+                h.file
+                    .report
+                    .holdout_accuracy
+                    .map(|a| format!(", {:.2}% right alone on held-out e-mails", 100.0 * a))
+                    .unwrap_or_default()
+            ),
+            None => self.no_second_opinion.to_string(),
+        }
     }
 
     /// The fit for a `/v1/rerank` e-mail with the edge's probabilities
@@ -113,6 +155,12 @@ pub fn fusion_path(bundle: &Path) -> PathBuf {
     bundle.with_extension("fusion.json")
 }
 
+/// Where a bundle's second-opinion head sits: `x.msb` →
+/// `x.second-opinion.json`.
+pub fn second_opinion_path(bundle: &Path) -> PathBuf {
+    bundle.with_extension("second-opinion.json")
+}
+
 /// All served bundles.
 pub struct Bundles {
     bundles: Vec<LoadedBundle>,
@@ -123,11 +171,13 @@ impl Bundles {
     /// the one the bundle was built with. The reranker's manifest says how
     /// many examples label texts carry, and which fusion applies where a
     /// bundle has no fusion file of its own; a fusion file made for another
-    /// bundle or reranker is refused.
+    /// bundle or reranker is refused. With `second` (the second-opinion
+    /// encoder served), each bundle's head is loaded and checked.
     pub fn load(
         paths: &[PathBuf],
         model_dir: &Path,
         reranker: &RerankerManifest,
+        second: Option<&SecondOpinionInfo>,
     ) -> Result<Self, BundleLoadError> {
         let label_examples = reranker.label_examples;
         let onnx_path = ModelDir(model_dir.to_path_buf()).int8();
@@ -160,7 +210,22 @@ impl Bundles {
                 .map(|l| (l.id.clone(), l.rerank_text(label_examples)))
                 .collect();
             let id = bundle.id.clone();
-            let fusion = load_fusion(path, &id, reranker)?;
+            let (head, no_second_opinion) = match second {
+                Some(info) => match load_second_opinion(path, &id, info)? {
+                    Some(h) => (Some(h), ""),
+                    None => (
+                        None,
+                        "none: no NAME.second-opinion.json (mailsort second-opinion)",
+                    ),
+                },
+                None => (None, "none: the server runs without --second-opinion-dir"),
+            };
+            let fusion = load_fusion(
+                path,
+                &id,
+                reranker,
+                head.as_ref().map(|h| h.sha256.as_str()),
+            )?;
             let mut classifier =
                 EdgeClassifier::new(bundle, &onnx).map_err(|e| invalid(e.to_string()))?;
             classifier.use_exemplar_index(IndexChoice::Auto);
@@ -170,6 +235,8 @@ impl Bundles {
                 classifier,
                 label_texts,
                 fusion,
+                second_opinion: head,
+                no_second_opinion,
             });
         }
         Ok(Self { bundles })
@@ -212,6 +279,7 @@ fn load_fusion(
     bundle_path: &Path,
     bundle_id: &str,
     reranker: &RerankerManifest,
+    head_sha256: Option<&str>,
 ) -> Result<Fusion, BundleLoadError> {
     let path = fusion_path(bundle_path);
     let fail = |detail: String| BundleLoadError::Fusion {
@@ -221,16 +289,43 @@ fn load_fusion(
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Fusion::RerankerDefault(FusionFit::Fused {
-                temperature: reranker.temperature,
-                edge_weight: reranker.edge_weight,
-            }));
+            return Ok(Fusion::RerankerDefault(FusionFit::scores(
+                reranker.temperature,
+                reranker.edge_weight,
+            )));
         }
         Err(e) => return Err(fail(e.to_string())),
     };
     let file: FusionFile =
         serde_json::from_str(&text).map_err(|e| fail(format!("not a fusion file: {e}")))?;
-    file.check(bundle_id, &reranker.fp32_sha256)
+    file.check(bundle_id, &reranker.fp32_sha256, head_sha256)
         .map_err(|e| fail(e.to_string()))?;
     Ok(Fusion::Dev(file))
+}
+
+/// The bundle's second-opinion head if it has one, checked against the
+/// bundle and the encoder served.
+fn load_second_opinion(
+    bundle_path: &Path,
+    bundle_id: &str,
+    info: &SecondOpinionInfo,
+) -> Result<Option<ServedHead>, BundleLoadError> {
+    let path = second_opinion_path(bundle_path);
+    let fail = |detail: String| BundleLoadError::SecondOpinion {
+        path: path.clone(),
+        detail,
+    };
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    let file: SecondOpinionFile = serde_json::from_slice(&bytes)
+        .map_err(|e| fail(format!("not a second-opinion file: {e}")))?;
+    file.check(bundle_id, &info.encoder.sha256, info.dim)
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(Some(ServedHead {
+        file,
+        sha256: sha256_hex(&bytes),
+    }))
 }

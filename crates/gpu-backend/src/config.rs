@@ -106,8 +106,15 @@ pub struct ServeConfig {
     )]
     pub model_dir: PathBuf,
 
+    /// The second-opinion encoder's folder (`scripts/models/second-opinion.sh`).
+    /// Bundles with a `NAME.second-opinion.json` head beside them
+    /// (`mailsort second-opinion`) then fuse its probabilities too. Needs
+    /// `--ort-lib`.
+    #[arg(long, env = "MAILSORT_SECOND_OPINION_DIR")]
+    pub second_opinion_dir: Option<PathBuf>,
+
     /// `libonnxruntime.so` (from the PyPI onnxruntime or onnxruntime-gpu
-    /// wheel); needed with `--reranker onnx`.
+    /// wheel); needed with `--reranker onnx` and `--second-opinion-dir`.
     #[arg(long, env = "ORT_DYLIB_PATH")]
     pub ort_lib: Option<PathBuf>,
 

@@ -8,7 +8,6 @@
 use std::fmt;
 use std::fs;
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use mailsort_shared::digest::sha256_hex;
@@ -100,24 +99,13 @@ fn session_err(e: impl fmt::Display) -> ModelError {
     ModelError::Session(e.to_string())
 }
 
-/// The process's ONNX Runtime environment; sessions hold only a weak
-/// reference, so it lives in a static.
-static ENV: OnceLock<Environment> = OnceLock::new();
-
+/// The process's one ONNX Runtime environment, shared with the second
+/// opinion's encoder.
 fn environment(dylib: &Path) -> Result<&'static Environment, ModelError> {
-    if let Some(env) = ENV.get() {
-        return Ok(env);
-    }
-    let fail = |detail: String| ModelError::Runtime {
+    mailsort_ort_embed::init(dylib).map_err(|e| ModelError::Runtime {
         path: dylib.display().to_string(),
-        detail,
-    };
-    let env = ort::init_from(dylib)
-        .map_err(|e| fail(e.to_string()))?
-        .with_name("mailsort-backend")
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
-    Ok(ENV.get_or_init(|| env))
+        detail: e.0,
+    })
 }
 
 /// A loaded cross-encoder session.

@@ -1,11 +1,15 @@
 //! What the endpoints do, independent of HTTP: validate against the bundle,
 //! tokenize pairs, queue them for the batcher, turn scores into
-//! probabilities; for `/v1/classify`, run the edge first and rerank only
-//! what its gate forwards.
+//! probabilities; where the bundle has a second-opinion head, embed the
+//! e-mails with its encoder meanwhile and fuse its probabilities too; for
+//! `/v1/classify`, run the edge first and rerank only what its gate
+//! forwards.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mailsort_edge::Batching;
+use mailsort_ort_embed::second_opinion::SecondOpinionEncoder;
 use mailsort_shared::api::{
     ClassifyEmail, ClassifyResult, ErrorBody, ErrorCode, RerankEmail, RerankResult, RerankerInfo,
     ScoredCandidate,
@@ -51,6 +55,8 @@ pub struct Engine {
     pub reranker: RerankerInfo,
     /// The remote engine, when `--reranker remote`.
     pub remote: Option<RemoteStatus>,
+    /// The second-opinion encoder, when `--second-opinion-dir`.
+    pub second_opinion: Option<Arc<SecondOpinionEncoder>>,
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
 }
@@ -147,15 +153,29 @@ impl Engine {
                 )
             })
             .collect();
-        let scores = self.score(jobs, deadline).await?;
+        let head_jobs: Vec<(String, Vec<String>)> = emails
+            .iter()
+            .map(|e| {
+                (
+                    e.text.clone(),
+                    e.candidates.iter().map(|c| c.label.clone()).collect(),
+                )
+            })
+            .collect();
+        let (scores, heads) = tokio::try_join!(
+            self.score(jobs, deadline),
+            self.second_opinion(bundle_key, head_jobs, deadline)
+        )?;
         let results = emails
             .into_iter()
             .zip(plan)
             .zip(scores)
-            .map(|((email, checked), scores)| {
+            .enumerate()
+            .map(|(i, ((email, checked), scores))| {
                 let labels: Vec<String> = email.candidates.into_iter().map(|c| c.label).collect();
                 let fit = bundle.fit_for_candidates(&labels, checked.edge.as_deref());
-                ranked(email.id, labels, scores, checked.edge.as_deref(), fit)
+                let head = heads.as_ref().map(|h| h[i].as_slice());
+                ranked(email.id, labels, scores, checked.edge.as_deref(), head, fit)
             })
             .collect();
         Ok((bundle.id.clone(), results))
@@ -229,6 +249,7 @@ impl Engine {
         }
 
         let mut jobs = Vec::with_capacity(forwarded.len());
+        let mut head_jobs = Vec::with_capacity(forwarded.len());
         for (i, text) in &forwarded {
             let decision = results[*i]
                 .decision
@@ -245,9 +266,20 @@ impl Engine {
                 })
                 .collect();
             jobs.push((text.clone(), labels));
+            head_jobs.push((
+                text.clone(),
+                decision
+                    .candidates
+                    .iter()
+                    .map(|c| c.label.clone())
+                    .collect(),
+            ));
         }
-        let scores = self.score(jobs, deadline).await?;
-        for ((i, _), scores) in forwarded.into_iter().zip(scores) {
+        let (scores, heads) = tokio::try_join!(
+            self.score(jobs, deadline),
+            self.second_opinion(bundle_key, head_jobs, deadline)
+        )?;
+        for (n, ((i, _), scores)) in forwarded.into_iter().zip(scores).enumerate() {
             let decision = results[i]
                 .decision
                 .as_mut()
@@ -259,10 +291,63 @@ impl Engine {
                 .collect();
             let edge: Vec<f32> = decision.candidates.iter().map(|c| c.probability).collect();
             let fit = bundle.fusion.fit_for(decision.forward_reason.as_ref());
-            let r = ranked(decision.id.clone(), labels, scores, Some(&edge), fit);
+            let head = heads.as_ref().map(|h| h[n].as_slice());
+            let r = ranked(decision.id.clone(), labels, scores, Some(&edge), head, fit);
             r.apply_to(decision);
         }
         Ok((bundle_id, results))
+    }
+
+    /// The second opinion's probabilities over each (text, candidate
+    /// labels) job, in order; `None` where the bundle has no head.
+    async fn second_opinion(
+        self: &Arc<Self>,
+        bundle_key: &str,
+        jobs: Vec<(String, Vec<String>)>,
+        (deadline, deadline_ms): (Instant, u64),
+    ) -> Result<Option<Vec<Vec<f32>>>, ApiError> {
+        let Some(encoder) = self.second_opinion.clone() else {
+            return Ok(None);
+        };
+        if self.bundle(bundle_key)?.second_opinion.is_none() {
+            return Ok(None);
+        }
+        let engine = self.clone();
+        let key = bundle_key.to_string();
+        let started = Instant::now();
+        let task = tokio::task::spawn_blocking(move || {
+            let texts: Vec<&str> = jobs.iter().map(|(t, _)| t.as_str()).collect();
+            let vectors = encoder
+                .embedder
+                .embed_parallel(&texts, Batching::one_thread(16), &|_| {})
+                .map_err(|e| ApiError::Model(format!("second opinion: {e}")))?;
+            let head = &engine
+                .bundle(&key)
+                .expect("the bundle was found above")
+                .second_opinion
+                .as_ref()
+                .expect("the bundle has a head, checked above")
+                .file;
+            Ok::<_, ApiError>(
+                vectors
+                    .iter()
+                    .zip(&jobs)
+                    .map(|(v, (_, labels))| {
+                        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+                        head.over_candidates(v, &labels)
+                    })
+                    .collect(),
+            )
+        });
+        let probs = tokio::time::timeout_at(deadline.into(), task)
+            .await
+            .map_err(|_| ApiError::DeadlineExceeded { deadline_ms })?
+            .map_err(|e| ApiError::Model(format!("second-opinion task: {e}")))??;
+        self.metrics
+            .stage_seconds
+            .with_label_values(&["second_opinion"])
+            .observe(started.elapsed().as_secs_f64());
+        Ok(Some(probs))
     }
 
     /// Tokenizes (text, label texts) jobs, queues them and waits for scores.
@@ -318,17 +403,20 @@ fn ranked(
     labels: Vec<String>,
     scores: Vec<f32>,
     edge: Option<&[f32]>,
+    head: Option<&[f32]>,
     fit: FusionFit,
 ) -> RerankResult {
-    let probs = fuse(&scores, edge, fit);
+    let probs = fuse(&scores, edge, head, fit);
     let mut candidates: Vec<ScoredCandidate> = labels
         .into_iter()
         .zip(scores)
         .zip(probs)
-        .map(|((label, score), probability)| ScoredCandidate {
+        .enumerate()
+        .map(|(i, ((label, score), probability))| ScoredCandidate {
             label,
             score,
             probability,
+            head_probability: head.map(|h| h[i]),
         })
         .collect();
     candidates.sort_by(|a, b| b.probability.total_cmp(&a.probability));
@@ -347,14 +435,12 @@ mod tests {
 
     #[test]
     fn ranked_sorts_and_picks_the_most_probable() {
-        let plain = FusionFit::Fused {
-            temperature: 1.0,
-            edge_weight: 0.0,
-        };
+        let plain = FusionFit::scores(1.0, 0.0);
         let r = ranked(
             "m".into(),
             vec!["a".into(), "b".into(), "c".into()],
             vec![0.0, 2.0, 1.0],
+            None,
             None,
             plain,
         );
@@ -371,9 +457,26 @@ mod tests {
             vec!["a".into(), "b".into()],
             vec![3.0, 0.0],
             Some(&[0.3, 0.6]),
+            None,
             FusionFit::EdgeOnly,
         );
         assert_eq!(r.label, "b");
         assert_eq!(r.candidates[1].score, 3.0);
+        assert_eq!(r.candidates[1].head_probability, None);
+    }
+
+    #[test]
+    fn the_heads_probabilities_are_fused_and_reported() {
+        let r = ranked(
+            "m".into(),
+            vec!["a".into(), "b".into()],
+            vec![0.0, 0.0],
+            Some(&[0.6, 0.4]),
+            Some(&[0.1, 0.9]),
+            FusionFit::EdgeHead { head_weight: 0.6 },
+        );
+        assert_eq!(r.label, "b");
+        let b = r.candidates.iter().find(|c| c.label == "b").unwrap();
+        assert_eq!(b.head_probability, Some(0.9));
     }
 }

@@ -1,6 +1,6 @@
 //! Loading what the server needs before it is ready: bundles, reranker
 //! (in-process ONNX, or a remote engine checked at start-up), tokenizer,
-//! warm-up, batcher.
+//! the second-opinion encoder, warm-up, batcher.
 
 use std::fs;
 use std::sync::Arc;
@@ -11,7 +11,9 @@ use mailsort_shared::digest::sha256_hex;
 use mailsort_shared::manifest::{RerankerDir, RerankerManifest};
 use thiserror::Error;
 
-use crate::bundles::{BundleLoadError, Bundles};
+use mailsort_ort_embed::second_opinion::{SecondOpinionEncoder, SecondOpinionLoadError};
+
+use crate::bundles::{BundleLoadError, Bundles, SecondOpinionInfo};
 use crate::config::{RerankerChoice, ServeConfig};
 use crate::cross_encoder::{CrossEncoder, Device, ModelError, RuntimeOptions};
 use crate::edge_pool::{EdgePool, PoolConfig};
@@ -54,6 +56,8 @@ pub enum StartupError {
     Pairs(#[from] PairError),
     #[error(transparent)]
     Remote(#[from] RemoteError),
+    #[error("the second-opinion encoder: {0}")]
+    SecondOpinion(#[from] SecondOpinionLoadError),
     #[error("warming the reranker up failed: {0}")]
     WarmUp(ScoreError),
     #[error("{0}")]
@@ -182,19 +186,49 @@ pub fn load(
             (None, None) => "default; the reranker's manifest has no training length".to_string(),
         }
     );
+    let second_opinion = match &config.second_opinion_dir {
+        None => None,
+        Some(dir) => {
+            let ort_lib = config.ort_lib.as_ref().ok_or_else(|| {
+                StartupError::Config(
+                    "--second-opinion-dir needs --ort-lib (or ORT_DYLIB_PATH): libonnxruntime.so from the onnxruntime wheel".into(),
+                )
+            })?;
+            let loading = Instant::now();
+            let encoder = SecondOpinionEncoder::load(dir, ort_lib, 1, config.threads)?;
+            tracing::info!(
+                "second-opinion encoder {} ({}-d) from {} in {:.1} s",
+                encoder.encoder.name,
+                encoder.embedder.dim(),
+                dir.display(),
+                loading.elapsed().as_secs_f32()
+            );
+            Some(Arc::new(encoder))
+        }
+    };
+    let second_info = second_opinion.as_ref().map(|e| SecondOpinionInfo {
+        encoder: e.encoder.clone(),
+        dim: e.embedder.dim(),
+    });
     // Label texts follow the format this reranker was trained on.
-    let bundles = Bundles::load(&config.bundles, &config.model_dir, &manifest)?;
+    let bundles = Bundles::load(
+        &config.bundles,
+        &config.model_dir,
+        &manifest,
+        second_info.as_ref(),
+    )?;
     tracing::info!(
         "label texts: name, description and up to {} examples",
         manifest.label_examples
     );
     for b in bundles.iter() {
         tracing::info!(
-            "bundle {} ({}): {} labels; fusion {}",
+            "bundle {} ({}): {} labels; fusion {}; second opinion {}",
             b.name,
             &b.id[..12],
             b.classifier.bundle().taxonomy.labels().len(),
-            b.fusion.describe()
+            b.fusion.describe(),
+            b.describe_second_opinion()
         );
         metrics
             .bundle_info
@@ -270,6 +304,7 @@ pub fn load(
         queue,
         reranker,
         remote,
+        second_opinion,
         limits: Limits {
             max_emails: config.max_emails,
             max_candidates: config.max_candidates,

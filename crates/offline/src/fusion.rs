@@ -17,6 +17,10 @@ use mailsort_shared::types::Decision;
 const TEMPERATURES: [f32; 10] = [0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0];
 /// Edge weights tried (0: the reranker alone).
 const EDGE_WEIGHTS: [f32; 10] = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0];
+/// Second-opinion weights tried beside the reranker's scores.
+const HEAD_WEIGHTS: [f32; 4] = [0.5, 1.0, 2.0, 4.0];
+/// Second-opinion shares tried against the edge alone (no reranker).
+const HEAD_SHARES: [f32; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 
 /// One forwarded dev e-mail as the fitter sees it.
 #[derive(Debug, Clone)]
@@ -27,6 +31,9 @@ pub struct Sample {
     pub scores: Vec<f32>,
     /// The edge's probabilities, same order (most probable first).
     pub edge: Vec<f32>,
+    /// The second opinion's probabilities, same order, where the bundle
+    /// has one.
+    pub head: Option<Vec<f32>>,
     /// Where the gold label is among the candidates, if it is.
     pub gold: Option<usize>,
 }
@@ -35,25 +42,21 @@ impl Sample {
     /// A forwarded `decision`, the backend's `result` for it, and its gold
     /// label. `None` when the result does not score every candidate.
     pub fn new(decision: &Decision, result: &RerankResult, gold: &str) -> Option<Self> {
-        let scores = decision
+        // The result's candidates, in the edge's order.
+        let answered: Vec<_> = decision
             .candidates
             .iter()
-            .map(|c| {
-                result
-                    .candidates
-                    .iter()
-                    .find(|r| r.label == c.label)
-                    .map(|r| r.score)
-            })
-            .collect::<Option<Vec<f32>>>()?;
+            .map(|c| result.candidates.iter().find(|r| r.label == c.label))
+            .collect::<Option<_>>()?;
         Some(Self {
             reason: decision
                 .forward_reason
                 .as_ref()
                 .map_or("none", |r| r.kind())
                 .to_string(),
-            scores,
+            scores: answered.iter().map(|r| r.score).collect(),
             edge: decision.candidates.iter().map(|c| c.probability).collect(),
+            head: answered.iter().map(|r| r.head_probability).collect(),
             gold: decision.candidates.iter().position(|c| c.label == gold),
         })
     }
@@ -132,7 +135,7 @@ pub fn fit(samples: &[Sample], opts: FitOptions) -> Fitted {
 /// Whether the fused top label of `s` is its gold label.
 fn right(s: &Sample, fit: FusionFit) -> bool {
     let Some(gold) = s.gold else { return false };
-    let p = fuse(&s.scores, Some(&s.edge), fit);
+    let p = fuse(&s.scores, Some(&s.edge), s.head.as_deref(), fit);
     argmax(&p) == Some(gold)
 }
 
@@ -147,35 +150,57 @@ fn argmax(p: &[f32]) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-/// The best fused fit of a group by e-mails right (then by the gold
-/// label's log-likelihood), or edge only where it does not win clearly.
+/// Every fit the grid tries: the reranker's scores with the edge as a
+/// prior, and where every sample carries a second opinion, the same with
+/// it added, and the edge with it alone.
+fn grid(with_head: bool) -> Vec<FusionFit> {
+    let mut fits = Vec::new();
+    let head_weights: &[f32] = if with_head { &HEAD_WEIGHTS } else { &[] };
+    for &temperature in &TEMPERATURES {
+        for &edge_weight in &EDGE_WEIGHTS {
+            for &head_weight in std::iter::once(&0.0).chain(head_weights) {
+                fits.push(FusionFit::Fused {
+                    temperature,
+                    edge_weight,
+                    head_weight,
+                });
+            }
+        }
+    }
+    if with_head {
+        fits.extend(
+            HEAD_SHARES
+                .iter()
+                .map(|&head_weight| FusionFit::EdgeHead { head_weight }),
+        );
+    }
+    fits
+}
+
+/// The best fit of a group by e-mails right (then by the gold label's
+/// log-likelihood), or edge only where it does not win clearly.
 fn fit_group(samples: &[Sample], opts: FitOptions) -> (FusionFit, FusionGroupReport) {
     let edge_right = samples
         .iter()
         .filter(|s| right(s, FusionFit::EdgeOnly))
         .count();
+    let with_head = !samples.is_empty() && samples.iter().all(|s| s.head.is_some());
     let mut best: Option<(usize, f64, FusionFit)> = None;
-    for &temperature in &TEMPERATURES {
-        for &edge_weight in &EDGE_WEIGHTS {
-            let fit = FusionFit::Fused {
-                temperature,
-                edge_weight,
-            };
-            let mut hits = 0;
-            let mut loglik = 0f64;
-            for s in samples {
-                let Some(gold) = s.gold else { continue };
-                let p = fuse(&s.scores, Some(&s.edge), fit);
-                hits += usize::from(argmax(&p) == Some(gold));
-                loglik += f64::from(p[gold].max(1e-9)).ln();
-            }
-            let better = match best {
-                None => true,
-                Some((h, l, _)) => hits > h || (hits == h && loglik > l),
-            };
-            if better {
-                best = Some((hits, loglik, fit));
-            }
+    for fit in grid(with_head) {
+        let mut hits = 0;
+        let mut loglik = 0f64;
+        for s in samples {
+            let Some(gold) = s.gold else { continue };
+            let p = fuse(&s.scores, Some(&s.edge), s.head.as_deref(), fit);
+            hits += usize::from(argmax(&p) == Some(gold));
+            loglik += f64::from(p[gold].max(1e-9)).ln();
+        }
+        let better = match best {
+            None => true,
+            Some((h, l, _)) => hits > h || (hits == h && loglik > l),
+        };
+        if better {
+            best = Some((hits, loglik, fit));
         }
     }
     let (best_right, _, best_fit) = best.expect("the grid is not empty");
@@ -223,6 +248,7 @@ mod tests {
                     vec![4.0, 0.0]
                 },
                 edge: vec![0.55, 0.45],
+                head: None,
                 gold: Some(1),
             })
             .collect()
@@ -294,6 +320,27 @@ mod tests {
         let r = &f.report["low_margin"];
         assert_eq!((r.edge_right, r.best_fused_right), (97, 99));
         assert_eq!(f.by_reason["low_margin"], FusionFit::EdgeOnly);
+    }
+
+    #[test]
+    fn a_second_opinion_that_wins_alone_is_chosen_without_the_reranker() {
+        // The reranker is no help (it prefers the edge's wrong top label),
+        // the second opinion is right on 70 of 100.
+        let mut s = samples(100, 0, "low_margin");
+        for (i, x) in s.iter_mut().enumerate() {
+            x.head = Some(if i < 70 {
+                vec![0.1, 0.9]
+            } else {
+                vec![0.9, 0.1]
+            });
+        }
+        let f = fit(&s, FitOptions::default());
+        assert!(
+            matches!(f.by_reason["low_margin"], FusionFit::EdgeHead { .. }),
+            "{:?}",
+            f.by_reason
+        );
+        assert_eq!(f.report["low_margin"].chosen_right, 70);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! keep embeddings between runs ([`embed_cache`]),
 //! get and prepare models ([`model_store`]), run the native edge on the
 //! engine asked for ([`edge_engine`], ONNX Runtime in [`ort_encoder`]),
+//! train the backend's second-opinion head ([`second_opinion`]),
 //! reporting long steps through [`progress`].
 //! The CLI is a thin face over this crate and
 //! the edge core; the servers never depend on it.
@@ -19,7 +20,11 @@ pub mod fusion;
 pub mod inputs;
 pub mod metrics;
 pub mod model_store;
-pub mod ort_encoder;
 pub mod progress;
+pub mod second_opinion;
 pub mod split;
 pub mod train;
+
+/// ONNX Runtime's sentence encoder, from its own crate (the backend uses it
+/// too).
+pub use mailsort_ort_embed::encoder as ort_encoder;

@@ -323,6 +323,10 @@ pub struct RerankResponse {
     /// The bundle's full id.
     pub bundle: String,
     pub reranker: RerankerInfo,
+    /// SHA-256 of the bundle's second-opinion file, when its head joined
+    /// the fusion (a fusion file fitted with it names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_opinion: Option<String>,
     /// One result per e-mail, in request order.
     pub results: Vec<RerankResult>,
 }
@@ -386,6 +390,10 @@ pub struct ScoredCandidate {
     /// Calibrated over this e-mail's candidates (fused with the edge's
     /// probabilities when they were sent).
     pub probability: f32,
+    /// The second opinion's probability over this e-mail's candidates,
+    /// where the bundle is served with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_probability: Option<f32>,
 }
 
 /// `POST /v1/classify`: whole e-mails, for clients without an edge.

@@ -2,7 +2,8 @@
 //! boundaries, e-mail cleaning, the label taxonomy, the gate that decides
 //! between edge and backend, labelled datasets, the bundle wire format, the
 //! backend's request and response bodies with the one error vocabulary, the
-//! bearer-key check, and the layout of prepared model folders.
+//! bearer-key check, the layout of prepared model folders, and the backend's
+//! second-opinion head.
 //!
 //! This crate has no threads and no I/O beyond reading a model folder's
 //! manifest: it compiles unchanged for `wasm32-unknown-unknown`, so the
@@ -19,6 +20,7 @@ pub mod digest;
 pub mod fusion;
 pub mod gate;
 pub mod manifest;
+pub mod second_opinion;
 pub mod taxonomy;
 pub mod types;
 

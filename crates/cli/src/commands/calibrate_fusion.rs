@@ -1,5 +1,6 @@
 //! `mailsort calibrate-fusion`: fit how a bundle's forwarded e-mails are
-//! fused, on a dev split it never saw, with the reranker that serves it.
+//! fused, on a dev split it never saw, with the reranker (and the
+//! second-opinion head, where the bundle has one) that serves it.
 
 use std::fs;
 use std::path::PathBuf;
@@ -95,6 +96,7 @@ pub fn run(args: CalibrateFusionArgs) -> Result<()> {
             name: info.name,
             sha256: info.sha256,
         },
+        second_opinion_sha256: reranked.second_opinion.clone(),
         default: fitted.default,
         by_reason: fitted.by_reason,
         dev_emails: decided.len(),

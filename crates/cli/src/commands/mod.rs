@@ -13,6 +13,7 @@ pub mod export;
 pub mod import;
 pub mod models;
 pub mod plan;
+pub mod second_opinion;
 pub mod sort;
 pub mod split;
 

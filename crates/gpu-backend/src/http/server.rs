@@ -312,9 +312,15 @@ pub async fn rerank(
     let engine = state.engine()?;
     let deadline = engine.deadline(req.deadline_ms)?;
     let (bundle, results) = engine.rerank(&req.bundle, req.emails, deadline).await?;
+    let second_opinion = engine
+        .bundle(&bundle)?
+        .second_opinion
+        .as_ref()
+        .map(|h| h.sha256.clone());
     Ok(Json(RerankResponse {
         bundle,
         reranker: engine.reranker.clone(),
+        second_opinion,
         results,
     }))
 }
@@ -378,6 +384,7 @@ fn health_body(state: &AppState, headers: &HeaderMap) -> HealthResponse {
                 id: b.id.clone(),
                 labels: b.classifier.bundle().taxonomy.labels().len(),
                 fusion: b.fusion.describe(),
+                second_opinion: b.describe_second_opinion(),
             })
             .collect(),
         queue_pairs: Some(engine.queue.pending()),

@@ -37,4 +37,7 @@ pub struct BundleInfo {
     /// How its forwarded e-mails are fused: `dev: …` when a fusion file
     /// fitted on its dev split is loaded, else `reranker default (…)`.
     pub fusion: String,
+    /// Its second-opinion head: what it was trained on, or why none is
+    /// served.
+    pub second_opinion: String,
 }

