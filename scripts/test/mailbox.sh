@@ -63,6 +63,19 @@ wait_lines() {
   fail "$1 has fewer than $2 lines after $3 s"
 }
 
+# settle LOG WHERE...: the sorter writes an action's line before it changes
+# the mailbox (so that no change goes unrecorded), so a line count says the
+# action is under way, not done. Waits (at most 30 s) until the mailbox
+# agrees with LOG, so that stopping the sorter next does not cut an action
+# short; the strict check afterwards says whether it did.
+settle() {
+  local log=$1; shift
+  for _ in $(seq 1 30); do
+    "${CHECK[@]}" --ids "$W/ids" --log "$log" "$@" > /dev/null 2>&1 && return 0
+    sleep 1
+  done
+}
+
 # kill_and_outage MAILBOX LOG CHECK... : one sorter killed mid-run, then a
 # run through a backend outage, then the strict check.
 kill_and_outage() {
@@ -186,6 +199,8 @@ PY
   head -n 2 "$W/sample/inbox2.jsonl" | sed 's/"id": "/"id": "again-/' > "$W/sample/late.jsonl"
   append "$IMAP_PORT" "$W/sample/late.jsonl"
   wait_lines "$W/idle.log" 2 60
+  cat "$W/imap.log" "$W/idle.log" > "$W/idle-so-far.log"
+  settle "$W/idle-so-far.log" imap 127.0.0.1 "$IMAP_PORT" alice secret
   kill "$SORT_PID"; wait "$SORT_PID" 2> /dev/null || true; SORT_PID=
   cat "$W/idle.log" >> "$W/imap.log"
   "${CHECK[@]}" --ids "$W/ids" --log "$W/imap.log" imap 127.0.0.1 "$IMAP_PORT" alice secret > "$W/check.json" \
@@ -207,6 +222,7 @@ PY
   wait_lines "$W/bare.log" 48 180
   append "$BARE_PORT" "$W/sample/late.jsonl"
   wait_lines "$W/bare.log" 50 60
+  settle "$W/bare.log" imap 127.0.0.1 "$BARE_PORT" alice secret
   kill "$SORT_PID"; wait "$SORT_PID" 2> /dev/null || true; SORT_PID=
   grep -q "no MOVE" "$W/bare.err" && grep -q "no IDLE" "$W/bare.err" || { cat "$W/bare.err"; fail "the missing capabilities went unnoticed"; }
   "${CHECK[@]}" --ids "$W/ids" --log "$W/bare.log" imap 127.0.0.1 "$BARE_PORT" alice secret > "$W/check.json" \
