@@ -130,10 +130,7 @@ pub fn fuse(
 }
 
 fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
-    let sum: f32 = exp.iter().sum();
-    exp.into_iter().map(|e| e / sum).collect()
+    crate::bundle::softmax(logits, 1.0)
 }
 
 /// The edge's top-k probabilities rescaled to sum to one over the candidates.

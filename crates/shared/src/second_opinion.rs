@@ -154,13 +154,10 @@ impl SecondOpinionFile {
                     .map_or(f32::NEG_INFINITY, |i| logits[i] / t)
             })
             .collect();
-        let max = picked.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        if !max.is_finite() {
+        if picked.iter().all(|l| !l.is_finite()) {
             return vec![1.0 / candidates.len().max(1) as f32; candidates.len()];
         }
-        let exp: Vec<f32> = picked.iter().map(|l| (l - max).exp()).collect();
-        let sum: f32 = exp.iter().sum();
-        exp.into_iter().map(|e| e / sum).collect()
+        crate::bundle::softmax(&picked, 1.0)
     }
 }
 

@@ -117,17 +117,21 @@ pub struct CacheArgs {
 impl CacheArgs {
     /// The cache for `classifier`'s encoder and token cap, when asked for.
     pub fn open(&self, classifier: &EdgeClassifier) -> Option<FileCache> {
+        let bundle = classifier.bundle();
+        self.open_for(
+            classifier.embedder().model_id(),
+            bundle.clean.token_cap,
+            bundle.model.dim,
+        )
+    }
+
+    /// The cache for an encoder by id, token cap and width, when asked for.
+    pub fn open_for(&self, model_id: &str, token_cap: usize, dim: usize) -> Option<FileCache> {
         if !self.cache_embeddings {
             return None;
         }
         let dir = embed_cache::default_dir()?;
-        let bundle = classifier.bundle();
-        let cache = FileCache::open(
-            &dir,
-            classifier.embedder().model_id(),
-            bundle.clean.token_cap,
-            bundle.model.dim,
-        );
+        let cache = FileCache::open(&dir, model_id, token_cap, dim);
         eprintln!(
             "embedding cache {}: {} embeddings",
             cache.path().display(),

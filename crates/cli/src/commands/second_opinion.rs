@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use mailsort_offline::embed_cache::{self, FileCache};
 use mailsort_offline::second_opinion::train_head;
 use mailsort_ort_embed::second_opinion::SecondOpinionEncoder;
 
@@ -52,24 +51,11 @@ pub fn run(args: SecondOpinionArgs) -> Result<()> {
     // One single-threaded session per embedding thread.
     let encoder = SecondOpinionEncoder::load(&args.model_dir, &args.ort_lib, batching.threads, 1)
         .with_context(|| format!("loading {}", args.model_dir.display()))?;
-    let cache = if args.cache.cache_embeddings {
-        embed_cache::default_dir().map(|dir| {
-            let c = FileCache::open(
-                &dir,
-                encoder.embedder.model_id(),
-                encoder.embedder.token_cap(),
-                encoder.embedder.dim(),
-            );
-            eprintln!(
-                "embedding cache {}: {} embeddings",
-                c.path().display(),
-                c.len()
-            );
-            c
-        })
-    } else {
-        None
-    };
+    let cache = args.cache.open_for(
+        encoder.embedder.model_id(),
+        encoder.embedder.token_cap(),
+        encoder.embedder.dim(),
+    );
     let file = train_head(
         &encoder,
         &bundle,
