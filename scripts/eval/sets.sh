@@ -17,6 +17,9 @@
 # that the fit on dev can choose among the edge, the reranker, the second
 # opinion and their fusions. Use another OUT for it.
 #
+# RERANKER_DIR=DIR serves another reranker (ONNX folder from `mailsort models
+# reranker`, e.g. a per-taxonomy or left-out one) instead of the default.
+#
 # Usage: scripts/eval/sets.sh [SET ...]    (default: every set)
 # Writes out/eval/sets/SET.{edge,default,fused}.json, SET.fusion.json and
 # summary.md (also printed). Bundles already built are reused.
@@ -67,6 +70,7 @@ PY
 for s in "${SETS[@]}"; do prepare "$s"; done
 
 serve=(--device cpu)
+[ -n "${RERANKER_DIR:-}" ] && serve+=(--reranker-dir "$RERANKER_DIR")
 if [ -n "${SECOND_OPINION:-}" ]; then
   for s in "${SETS[@]}"; do
     w="$W/$s"

@@ -4,8 +4,8 @@
 # BANKING77 bundle → `mailsort second-opinion` (its head) → a real
 # mailsort-backend serving both → `/health`, `/v1/rerank` and
 # `mailsort calibrate-fusion` over real HTTP → a restart with a fusion that
-# follows the head alone (its answers must be the head's) → `mailsort eval
-# --backend`. Then the refusals: a head for another bundle, and a fusion
+# follows the head alone (its answers must be the head's, and the
+# cross-encoder must not run) → `mailsort eval --backend`. Then the refusals: a head for another bundle, and a fusion
 # file that reads a head the server does not run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,14 +31,20 @@ export MAILSORT_API_KEY=$KEY
 start_backend "$PORT" "$KEY" "$T/backend.log" --bundle "$T/b.msb" --device cpu --second-opinion-dir "$SO"
 curl -sf -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/health" > "$T/health.json"
 "$MAILSORT" classify --bundle "$T/b.msb" "$T/test-small.jsonl" --forwarded-out "$T/forwarded.jsonl" > /dev/null
+# rerank_some OUT [score_all]: the first 20 forwarded e-mails, one request each.
 rerank_some() {
-  head -n 20 "$T/forwarded.jsonl" | while read -r body; do
+  local all=s/^{/{/
+  [ "${2:-}" = score_all ] && all='s/^{/{"score_all":true,/'
+  head -n 20 "$T/forwarded.jsonl" | sed "$all" | while read -r body; do
     curl -sf -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
       -d "$body" "http://127.0.0.1:$PORT/v1/rerank"
     echo
   done > "$1"
 }
-rerank_some "$T/rerank.jsonl"
+# Without a dev fusion the reranker's own fit reads no head: it is not run,
+# unless the request asks for every score.
+rerank_some "$T/rerank-plain.jsonl"
+rerank_some "$T/rerank.jsonl" score_all
 "$MAILSORT" calibrate-fusion --bundle "$T/b.msb" --dev "$T/dev-small.jsonl" \
   --backend "http://127.0.0.1:$PORT" > /dev/null
 stop_backend "$BACKEND_PID"
@@ -59,6 +65,7 @@ curl -sf -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/health" > "$T/h
 rerank_some "$T/rerank-head.jsonl"
 "$MAILSORT" eval --bundle "$T/b.msb" --test "$T/test-small.jsonl" --json \
   --backend "http://127.0.0.1:$PORT" > "$T/eval.json"
+curl -sf "http://127.0.0.1:$PORT/metrics" > "$T/metrics2.txt"
 stop_backend "$BACKEND_PID"
 
 # Refusals at start: each must exit with the file named in its error.
@@ -90,6 +97,11 @@ head = json.load(open(f"{t}/head.json"))
 health = json.load(open(f"{t}/health.json"))
 health2 = json.load(open(f"{t}/health2.json"))
 rerank = [json.loads(l) for l in open(f"{t}/rerank.jsonl") if l.strip()]
+plain = [c for l in open(f"{t}/rerank-plain.jsonl") if l.strip()
+         for x in json.loads(l)["results"] for c in x["candidates"]]
+skipped = {m: float(v) for line in open(f"{t}/metrics2.txt")
+           if line.startswith("mailsort_skipped_emails_total{")
+           for m, v in [(line.split('"')[1], line.split()[-1])]}
 by_head = [x for l in open(f"{t}/rerank-head.jsonl") if l.strip() for x in json.loads(l)["results"]]
 fusion = json.load(open(f"{t}/fitted.fusion.json"))
 r = json.load(open(f"{t}/eval.json"))
@@ -102,8 +114,10 @@ cands = [c for x in results for c in x["candidates"]]
 checks = {
     "the head learnt from the training e-mails": head["examples"] > 1500 and 0.5 < head["holdout_accuracy"] <= 1.0,
     "/health names the served head": "all-mpnet-base-v2 head" in health["bundles"][0]["second_opinion"],
-    "/v1/rerank carries the head's probabilities": len(cands) > 0
-        and all(0.0 <= c["head_probability"] <= 1.0 for c in cands)
+    "without a fusion that reads it, the head is not run": len(plain) > 0
+        and all("score" in c and "head_probability" not in c for c in plain),
+    "score_all: /v1/rerank carries the scores and the head's probabilities": len(cands) > 0
+        and all("score" in c and 0.0 <= c["head_probability"] <= 1.0 for c in cands)
         and all(abs(sum(c["head_probability"] for c in x["candidates"]) - 1.0) < 1e-3 for x in results)
         and all(len(a.get("second_opinion", "")) == 64 for a in rerank),
     "the fusion file names the head it was fitted with": fusion["second_opinion_sha256"] == rerank[0]["second_opinion"],
@@ -111,6 +125,8 @@ checks = {
         and "second opinion 1.00" in health2["bundles"][0]["fusion"],
     "a head-only fusion answers the head's first choice": len(by_head) == len(results) > 0
         and all(x["label"] == max(x["candidates"], key=lambda c: c["head_probability"])["label"] for x in by_head),
+    "a head-only fusion does not run the cross-encoder": all("score" not in c for x in by_head for c in x["candidates"])
+        and skipped.get("cross_encoder") == len(by_head) + e["reranked"] and skipped.get("second_opinion") == 0,
     "every forwarded test e-mail was answered": forwarded > 0 and e["reranked"] == forwarded,
     "a fusion that needs the head is refused without the encoder": "second-opinion" in no_encoder and "b.fusion.json" in no_encoder,
     "a head for another bundle is refused": "other.second-opinion.json" in other and "not this bundle" in other,

@@ -24,6 +24,8 @@ pub struct BackendClient {
     api_key: Option<String>,
     /// How long one request is retried while the backend is busy or down.
     retry_for: Duration,
+    /// Ask for every model's scores, whatever the bundle's fusion reads.
+    score_all: bool,
 }
 
 /// Why a request got no answer.
@@ -72,6 +74,7 @@ impl BackendClient {
             base,
             api_key: api_key.map(str::to_string),
             retry_for: Duration::ZERO,
+            score_all: false,
         })
     }
 
@@ -80,6 +83,13 @@ impl BackendClient {
     /// retry on their own (`mailsort sort` defers the message).
     pub fn with_retry(mut self, retry_for: Duration) -> Self {
         self.retry_for = retry_for;
+        self
+    }
+
+    /// Asks the backend to run every model on every e-mail, also where the
+    /// bundle's fusion does not read it: what a refit of the fusion needs.
+    pub fn scoring_all(mut self) -> Self {
+        self.score_all = true;
         self
     }
 
@@ -102,13 +112,14 @@ impl BackendClient {
         let mut unanswered = Vec::new();
         let mut failure: Option<CallFailure> = None;
         for (n, chunk) in forwarded.chunks(EMAILS_PER_REQUEST).enumerate() {
-            let request = RerankRequest::for_decisions(
+            let mut request = RerankRequest::for_decisions(
                 bundle_id,
                 chunk
                     .iter()
                     .map(|&i| (&decided[i].0, decided[i].1.as_str())),
                 Some(DEADLINE_MS),
             );
+            request.score_all = self.score_all;
             let retry_for = if failure.is_some() {
                 Duration::ZERO
             } else {

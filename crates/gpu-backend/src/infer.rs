@@ -45,6 +45,20 @@ struct Checked<'b> {
     edge: Option<Vec<f32>>,
 }
 
+/// One e-mail's model work: its text, the reranker's text and the label of
+/// each candidate, and which models its fusion reads.
+struct ModelJob {
+    text: String,
+    label_texts: Vec<String>,
+    labels: Vec<String>,
+    scores: bool,
+    head: bool,
+}
+
+/// An e-mail's cross-encoder scores and second-opinion probabilities, each
+/// where it was run.
+type ModelOutput = (Option<Vec<f32>>, Option<Vec<f32>>);
+
 /// Everything a request needs once the server is ready.
 pub struct Engine {
     pub bundles: Bundles,
@@ -130,11 +144,13 @@ impl Engine {
             .collect()
     }
 
-    /// Reranks each e-mail's candidates.
+    /// Reranks each e-mail's candidates. Each model runs only on the
+    /// e-mails whose fusion reads it, unless `score_all`.
     pub async fn rerank(
         self: &Arc<Self>,
         bundle_key: &str,
         emails: Vec<RerankEmail>,
+        score_all: bool,
         deadline: (Instant, u64),
     ) -> Result<(String, Vec<RerankResult>), ApiError> {
         let bundle = self.bundle(bundle_key)?;
@@ -143,39 +159,35 @@ impl Engine {
             .emails
             .with_label_values(&["rerank"])
             .inc_by(emails.len() as u64);
-        let jobs: Vec<(String, Vec<String>)> = emails
-            .iter()
-            .zip(&plan)
-            .map(|(e, c)| {
-                (
-                    e.text.clone(),
-                    c.texts.iter().map(|t| t.to_string()).collect(),
-                )
-            })
-            .collect();
-        let head_jobs: Vec<(String, Vec<String>)> = emails
-            .iter()
-            .map(|e| {
-                (
-                    e.text.clone(),
-                    e.candidates.iter().map(|c| c.label.clone()).collect(),
-                )
-            })
-            .collect();
-        let (scores, heads) = tokio::try_join!(
-            self.score(jobs, deadline),
-            self.second_opinion(bundle_key, head_jobs, deadline)
-        )?;
+        let mut fits = Vec::with_capacity(emails.len());
+        let mut jobs = Vec::with_capacity(emails.len());
+        for (e, c) in emails.iter().zip(&plan) {
+            let labels: Vec<String> = e.candidates.iter().map(|c| c.label.clone()).collect();
+            let fit = bundle.fit_for_candidates(&labels, c.edge.as_deref());
+            jobs.push(ModelJob {
+                text: e.text.clone(),
+                label_texts: c.texts.iter().map(|t| t.to_string()).collect(),
+                scores: score_all || fit.uses_scores(c.edge.is_some()),
+                head: score_all || fit.uses_head(),
+                labels,
+            });
+            fits.push(fit);
+        }
+        let outputs = self.run_models(bundle_key, jobs, deadline).await?;
         let results = emails
             .into_iter()
             .zip(plan)
-            .zip(scores)
-            .enumerate()
-            .map(|(i, ((email, checked), scores))| {
+            .zip(fits.into_iter().zip(outputs))
+            .map(|((email, checked), (fit, (scores, head)))| {
                 let labels: Vec<String> = email.candidates.into_iter().map(|c| c.label).collect();
-                let fit = bundle.fit_for_candidates(&labels, checked.edge.as_deref());
-                let head = heads.as_ref().map(|h| h[i].as_slice());
-                ranked(email.id, labels, scores, checked.edge.as_deref(), head, fit)
+                ranked(
+                    email.id,
+                    labels,
+                    scores,
+                    checked.edge.as_deref(),
+                    head.as_deref(),
+                    fit,
+                )
             })
             .collect();
         Ok((bundle.id.clone(), results))
@@ -249,13 +261,13 @@ impl Engine {
         }
 
         let mut jobs = Vec::with_capacity(forwarded.len());
-        let mut head_jobs = Vec::with_capacity(forwarded.len());
+        let mut fits = Vec::with_capacity(forwarded.len());
         for (i, text) in &forwarded {
             let decision = results[*i]
                 .decision
                 .as_ref()
                 .expect("forwarded e-mails have a decision");
-            let labels = decision
+            let label_texts = decision
                 .candidates
                 .iter()
                 .map(|c| {
@@ -265,21 +277,22 @@ impl Engine {
                         .expect("the edge only proposes labels of its own bundle")
                 })
                 .collect();
-            jobs.push((text.clone(), labels));
-            head_jobs.push((
-                text.clone(),
-                decision
+            let fit = bundle.fusion.fit_for(decision.forward_reason.as_ref());
+            jobs.push(ModelJob {
+                text: text.clone(),
+                label_texts,
+                labels: decision
                     .candidates
                     .iter()
                     .map(|c| c.label.clone())
                     .collect(),
-            ));
+                scores: fit.uses_scores(true),
+                head: fit.uses_head(),
+            });
+            fits.push(fit);
         }
-        let (scores, heads) = tokio::try_join!(
-            self.score(jobs, deadline),
-            self.second_opinion(bundle_key, head_jobs, deadline)
-        )?;
-        for (n, ((i, _), scores)) in forwarded.into_iter().zip(scores).enumerate() {
+        let outputs = self.run_models(bundle_key, jobs, deadline).await?;
+        for (((i, _), fit), (scores, head)) in forwarded.into_iter().zip(fits).zip(outputs) {
             let decision = results[i]
                 .decision
                 .as_mut()
@@ -290,12 +303,63 @@ impl Engine {
                 .map(|c| c.label.clone())
                 .collect();
             let edge: Vec<f32> = decision.candidates.iter().map(|c| c.probability).collect();
-            let fit = bundle.fusion.fit_for(decision.forward_reason.as_ref());
-            let head = heads.as_ref().map(|h| h[n].as_slice());
-            let r = ranked(decision.id.clone(), labels, scores, Some(&edge), head, fit);
+            let r = ranked(
+                decision.id.clone(),
+                labels,
+                scores,
+                Some(&edge),
+                head.as_deref(),
+                fit,
+            );
             r.apply_to(decision);
         }
         Ok((bundle_id, results))
+    }
+
+    /// Each job's cross-encoder scores and second-opinion probabilities,
+    /// for the models it asks for (`None` for the others, and for the head
+    /// where the bundle has none). The two models run side by side.
+    async fn run_models(
+        self: &Arc<Self>,
+        bundle_key: &str,
+        jobs: Vec<ModelJob>,
+        deadline: (Instant, u64),
+    ) -> Result<Vec<ModelOutput>, ApiError> {
+        let n = jobs.len();
+        let (mut score_at, mut score_jobs) = (Vec::new(), Vec::new());
+        let (mut head_at, mut head_jobs) = (Vec::new(), Vec::new());
+        for (i, job) in jobs.into_iter().enumerate() {
+            if job.head {
+                head_at.push(i);
+                head_jobs.push((job.text.clone(), job.labels));
+            }
+            if job.scores {
+                score_at.push(i);
+                score_jobs.push((job.text, job.label_texts));
+            }
+        }
+        let skipped = |model: &str, ran: usize| {
+            self.metrics
+                .skipped
+                .with_label_values(&[model])
+                .inc_by((n - ran) as u64);
+        };
+        skipped("cross_encoder", score_at.len());
+        if self.second_opinion.is_some() && self.bundle(bundle_key)?.second_opinion.is_some() {
+            skipped("second_opinion", head_at.len());
+        }
+        let (scores, heads) = tokio::try_join!(
+            self.score(score_jobs, deadline),
+            self.second_opinion(bundle_key, head_jobs, deadline)
+        )?;
+        let mut out: Vec<ModelOutput> = vec![(None, None); n];
+        for (i, s) in score_at.into_iter().zip(scores) {
+            out[i].0 = Some(s);
+        }
+        for (i, h) in head_at.into_iter().zip(heads.into_iter().flatten()) {
+            out[i].1 = Some(h);
+        }
+        Ok(out)
     }
 
     /// The second opinion's probabilities over each (text, candidate
@@ -311,6 +375,9 @@ impl Engine {
         };
         if self.bundle(bundle_key)?.second_opinion.is_none() {
             return Ok(None);
+        }
+        if jobs.is_empty() {
+            return Ok(Some(Vec::new()));
         }
         let engine = self.clone();
         let key = bundle_key.to_string();
@@ -356,6 +423,9 @@ impl Engine {
         jobs: Vec<(String, Vec<String>)>,
         (deadline, deadline_ms): (Instant, u64),
     ) -> Result<Vec<Vec<f32>>, ApiError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
         let engine = self.clone();
         let started = Instant::now();
         let encoded = tokio::task::spawn_blocking(move || {
@@ -398,23 +468,27 @@ impl Engine {
 }
 
 /// One e-mail's result: its candidates fused by `fit`, most probable first.
+/// `scores` is `None` only where `fit` does not use them.
 fn ranked(
     id: String,
     labels: Vec<String>,
-    scores: Vec<f32>,
+    scores: Option<Vec<f32>>,
     edge: Option<&[f32]>,
     head: Option<&[f32]>,
     fit: FusionFit,
 ) -> RerankResult {
-    let probs = fuse(&scores, edge, head, fit);
+    // A fit that does not use the scores ignores their values.
+    let probs = match &scores {
+        Some(s) => fuse(s, edge, head, fit),
+        None => fuse(&vec![0.0; labels.len()], edge, head, fit),
+    };
     let mut candidates: Vec<ScoredCandidate> = labels
         .into_iter()
-        .zip(scores)
         .zip(probs)
         .enumerate()
-        .map(|(i, ((label, score), probability))| ScoredCandidate {
+        .map(|(i, (label, probability))| ScoredCandidate {
             label,
-            score,
+            score: scores.as_ref().map(|s| s[i]),
             probability,
             head_probability: head.map(|h| h[i]),
         })
@@ -439,7 +513,7 @@ mod tests {
         let r = ranked(
             "m".into(),
             vec!["a".into(), "b".into(), "c".into()],
-            vec![0.0, 2.0, 1.0],
+            Some(vec![0.0, 2.0, 1.0]),
             None,
             None,
             plain,
@@ -447,7 +521,7 @@ mod tests {
         assert_eq!(r.label, "b");
         let order: Vec<&str> = r.candidates.iter().map(|c| c.label.as_str()).collect();
         assert_eq!(order, ["b", "c", "a"]);
-        assert_eq!(r.candidates[0].score, 2.0);
+        assert_eq!(r.candidates[0].score, Some(2.0));
     }
 
     #[test]
@@ -455,13 +529,13 @@ mod tests {
         let r = ranked(
             "m".into(),
             vec!["a".into(), "b".into()],
-            vec![3.0, 0.0],
+            Some(vec![3.0, 0.0]),
             Some(&[0.3, 0.6]),
             None,
             FusionFit::EdgeOnly,
         );
         assert_eq!(r.label, "b");
-        assert_eq!(r.candidates[1].score, 3.0);
+        assert_eq!(r.candidates[1].score, Some(3.0));
         assert_eq!(r.candidates[1].head_probability, None);
     }
 
@@ -470,7 +544,7 @@ mod tests {
         let r = ranked(
             "m".into(),
             vec!["a".into(), "b".into()],
-            vec![0.0, 0.0],
+            None,
             Some(&[0.6, 0.4]),
             Some(&[0.1, 0.9]),
             FusionFit::EdgeHead { head_weight: 0.6 },
@@ -478,5 +552,6 @@ mod tests {
         assert_eq!(r.label, "b");
         let b = r.candidates.iter().find(|c| c.label == "b").unwrap();
         assert_eq!(b.head_probability, Some(0.9));
+        assert_eq!(b.score, None);
     }
 }

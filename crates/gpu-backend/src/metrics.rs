@@ -30,6 +30,9 @@ pub struct Metrics {
     pub emails: IntCounterVec,
     /// E-mails of /v1/classify that the gate sent to the reranker.
     pub forwarded: IntCounter,
+    /// E-mails a model was not run on because their bundle's fusion does
+    /// not read it, by model (cross_encoder, second_opinion).
+    pub skipped: IntCounterVec,
     /// 1, labelled with the device, precision and model in use.
     pub model_info: IntGaugeVec,
     /// 1 per served bundle, labelled with the fusion it uses (`dev`: its
@@ -114,6 +117,14 @@ impl Metrics {
             "E-mails of /v1/classify that the gate sent to the reranker",
         )
         .expect("valid metric");
+        let skipped = IntCounterVec::new(
+            Opts::new(
+                "mailsort_skipped_emails_total",
+                "E-mails a model was not run on because the bundle's fusion does not read it",
+            ),
+            &["model"],
+        )
+        .expect("valid metric");
         let model_info = IntGaugeVec::new(
             Opts::new("mailsort_model_info", "The reranker in use"),
             &["device", "precision", "model"],
@@ -152,6 +163,7 @@ impl Metrics {
             Box::new(dropped_pairs.clone()),
             Box::new(emails.clone()),
             Box::new(forwarded.clone()),
+            Box::new(skipped.clone()),
             Box::new(model_info.clone()),
             Box::new(bundle_info.clone()),
             Box::new(remote_calls.clone()),
@@ -172,6 +184,7 @@ impl Metrics {
             dropped_pairs,
             emails,
             forwarded,
+            skipped,
             model_info,
             bundle_info,
             remote_calls,

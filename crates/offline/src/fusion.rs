@@ -40,7 +40,8 @@ pub struct Sample {
 
 impl Sample {
     /// A forwarded `decision`, the backend's `result` for it, and its gold
-    /// label. `None` when the result does not score every candidate.
+    /// label. `None` when the result does not score every candidate (ask
+    /// the backend with `score_all`).
     pub fn new(decision: &Decision, result: &RerankResult, gold: &str) -> Option<Self> {
         // The result's candidates, in the edge's order.
         let answered: Vec<_> = decision
@@ -54,7 +55,7 @@ impl Sample {
                 .as_ref()
                 .map_or("none", |r| r.kind())
                 .to_string(),
-            scores: answered.iter().map(|r| r.score).collect(),
+            scores: answered.iter().map(|r| r.score).collect::<Option<_>>()?,
             edge: decision.candidates.iter().map(|c| c.probability).collect(),
             head: answered.iter().map(|r| r.head_probability).collect(),
             gold: decision.candidates.iter().position(|c| c.label == gold),

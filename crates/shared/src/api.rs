@@ -175,6 +175,11 @@ pub struct RerankRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 100))]
     pub deadline_ms: Option<u64>,
+    /// Run every model on every e-mail, also where the bundle's fusion does
+    /// not read it (otherwise those scores are left out): what
+    /// `mailsort calibrate-fusion` asks for, to refit the fusion.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub score_all: bool,
 }
 
 /// One e-mail to rerank: its cleaned, truncated text and the edge's top-k.
@@ -270,6 +275,7 @@ impl RerankRequest {
                 .map(|(d, text)| RerankEmail::from_decision(d, text))
                 .collect(),
             deadline_ms,
+            score_all: false,
         }
     }
 }
@@ -385,13 +391,17 @@ impl RerankResult {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScoredCandidate {
     pub label: String,
-    /// The cross-encoder's logit for (e-mail, label).
-    pub score: f32,
+    /// The cross-encoder's logit for (e-mail, label); absent where the
+    /// bundle's fusion for this e-mail does not read the cross-encoder, so
+    /// it was not run (unless the request asked for `score_all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
     /// Calibrated over this e-mail's candidates (fused with the edge's
     /// probabilities when they were sent).
     pub probability: f32,
     /// The second opinion's probability over this e-mail's candidates,
-    /// where the bundle is served with one.
+    /// where the bundle is served with one and its fusion for this e-mail
+    /// reads it (or the request asked for `score_all`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_probability: Option<f32>,
 }

@@ -57,6 +57,14 @@ impl FusionFit {
         }
     }
 
+    /// Whether [`fuse`] with this fit reads the cross-encoder's scores:
+    /// always when fused, and otherwise only without the edge's
+    /// probabilities, which leave the scores as all there is to go on.
+    /// Where it does not, the backend need not run the cross-encoder.
+    pub fn uses_scores(&self, has_edge: bool) -> bool {
+        matches!(self, Self::Fused { .. }) || !has_edge
+    }
+
     /// "T 0.80, edge weight 1.50", "edge + second opinion 0.70" or "edge only".
     pub fn describe(&self) -> String {
         match self {
@@ -295,6 +303,28 @@ mod tests {
         assert!(p[1] > p[0]);
         let p = fuse(&[0.2, 0.0], Some(&[0.1, 0.9]), None, PLAIN);
         assert!(p[0] > p[1]);
+    }
+
+    #[test]
+    fn fits_that_do_not_use_scores_ignore_them() {
+        let edge = [0.5, 0.3, 0.2];
+        let head = [0.1, 0.2, 0.7];
+        for fit in [
+            FusionFit::EdgeOnly,
+            FusionFit::EdgeHead { head_weight: 0.6 },
+            FusionFit::scores(0.5, 1.0),
+        ] {
+            for has_edge in [true, false] {
+                let edge = has_edge.then_some(&edge[..]);
+                let a = fuse(&[0.0; 3], edge, Some(&head), fit);
+                let b = fuse(&[4.0, -2.0, 1.0], edge, Some(&head), fit);
+                assert_eq!(
+                    fit.uses_scores(has_edge),
+                    a != b,
+                    "{fit:?}, edge {has_edge}"
+                );
+            }
+        }
     }
 
     #[test]

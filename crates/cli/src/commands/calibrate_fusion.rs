@@ -55,7 +55,8 @@ pub fn run(args: CalibrateFusionArgs) -> Result<()> {
     // A fit needs every forwarded e-mail's answer: wait out a busy or
     // restarting backend for a minute, then give up.
     let backend = BackendClient::new(&args.backend, args.api_key.as_deref())?
-        .with_retry(std::time::Duration::from_secs(60));
+        .with_retry(std::time::Duration::from_secs(60))
+        .scoring_all();
     let classifier = load_classifier(&args.bundle, &args.model)?;
     let rows = read_labelled(&args.dev, &args.import)?;
     let Labelled { decided, gold } = decide_labelled(&classifier, &rows, &args.run, &args.cache)?;
@@ -84,6 +85,13 @@ pub fn run(args: CalibrateFusionArgs) -> Result<()> {
         .iter()
         .filter_map(|(i, result)| Sample::new(&decided[*i].0, result, &gold[*i]))
         .collect();
+    if samples.len() < reranked.results.len() {
+        bail!(
+            "the backend scored every candidate of only {} of the {} forwarded dev e-mails (is it a mailsort-backend of this version?)",
+            samples.len(),
+            reranked.results.len()
+        );
+    }
     let opts = FitOptions {
         min_gain_emails: args.min_gain_emails,
         z: args.min_gain_z,

@@ -311,7 +311,9 @@ pub async fn rerank(
 ) -> Result<Json<RerankResponse>, ApiError> {
     let engine = state.engine()?;
     let deadline = engine.deadline(req.deadline_ms)?;
-    let (bundle, results) = engine.rerank(&req.bundle, req.emails, deadline).await?;
+    let (bundle, results) = engine
+        .rerank(&req.bundle, req.emails, req.score_all, deadline)
+        .await?;
     let second_opinion = engine
         .bundle(&bundle)?
         .second_opinion
