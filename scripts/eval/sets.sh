@@ -19,10 +19,14 @@
 #
 # RERANKER_DIR=DIR serves another reranker (ONNX folder from `mailsort models
 # reranker`, e.g. a per-taxonomy or left-out one) instead of the default.
+# README=1 also writes the table into README.md, between its
+# `<!-- results:begin -->` and `<!-- results:end -->` lines (an error where
+# it has none).
 #
 # Usage: scripts/eval/sets.sh [SET ...]    (default: every set)
 # Writes out/eval/sets/SET.{edge,default,fused}.json, SET.fusion.json and
-# summary.md (also printed). Bundles already built are reused.
+# summary.md (scripts/eval/summary.py; also printed). Bundles already built
+# are reused.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
@@ -70,6 +74,10 @@ PY
 for s in "${SETS[@]}"; do prepare "$s"; done
 
 serve=(--device cpu)
+if [ -n "${SECOND_OPINION:-}" ]; then
+  scripts/train/setup.sh
+  scripts/models/second-opinion.sh "$SECOND_OPINION" > /dev/null
+fi
 [ -n "${RERANKER_DIR:-}" ] && serve+=(--reranker-dir "$RERANKER_DIR")
 if [ -n "${SECOND_OPINION:-}" ]; then
   for s in "${SETS[@]}"; do
@@ -108,23 +116,7 @@ done
 curl -sf -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/health" > "$W/health.json"
 stop_backend "$BACKEND_PID"
 
-"$MAILSORT_PYTHON" - "$W" "$(( $(date +%s) - started ))" "${SETS[@]}" <<'PY' | tee "$W/summary.md"
-import json, sys
-w, secs, sets = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-pct = lambda x: f"{100 * x:.2f}"
-print("| set | test e-mails | forwarded | edge only | end to end, reranker's fusion | end to end, bundle's fusion | Δ vs edge | backend right on forwarded | edge right on forwarded | oracle | fusion chosen |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-for s in sets:
-    e = json.load(open(f"{w}/{s}.edge.json"))
-    d = json.load(open(f"{w}/{s}.default.json"))["end_to_end"]
-    f = json.load(open(f"{w}/{s}.fused.json"))
-    fe = f["end_to_end"]
-    fusion = json.load(open(f"{w}/{s}.fusion.json"))
-    def fit(v):
-        return {"fused": "reranker" + (" + second opinion" if v.get("head_weight") else ""),
-                "edge_head": "second opinion", "edge_only": "edge only"}[v["mode"]]
-    fits = "; ".join(f"{k}: {fit(v)}" for k, v in fusion["by_reason"].items()) or f"all: {fit(fusion['default'])}"
-    print(f"| {s} | {e['n']} | {pct(e['forwarded_rate'])}% | {pct(e['accuracy'])} | {pct(d['accuracy'])} | {pct(fe['accuracy'])} "
-          f"| {100 * (fe['accuracy'] - e['accuracy']):+.2f} | {pct(fe['forwarded_accuracy'])} | {pct(f['forwarded_accuracy'])} | {pct(e['oracle_end_to_end_accuracy'])} | {fits} |")
-print(f"\n{len(sets)} sets in {secs // 60} min {secs % 60} s on {__import__('os').cpu_count()} cores.")
-PY
+readme=()
+[ "${README:-0}" = 1 ] && readme=(--readme README.md)
+"$MAILSORT_PYTHON" scripts/eval/summary.py "$W" "$(( $(date +%s) - started ))" "${RERANKER_DIR:-${MAILSORT_RERANKER_DIR:-models/reranker}}" \
+  "${SETS[@]}" "${readme[@]}" | tee "$W/summary.md"

@@ -1,0 +1,95 @@
+"""The table of scripts/eval/sets.sh: one row per set, from the JSON files
+it wrote (SET.edge.json, SET.default.json, SET.fused.json, SET.fusion.json,
+SET.second-opinion.report.json). With --readme, the same table replaces the
+block between the results markers of that file.
+
+Usage: summary.py DIR SECONDS RERANKER_DIR SET... [--readme README.md]
+"""
+
+import json
+import os
+import re
+import sys
+
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def pct(x):
+    return f"{100 * x:.2f}"
+
+
+def trained_on(reranker_dir):
+    """The sets a reranker's training candidates came from, read from its
+    manifest's source folder (None when that cannot be told)."""
+    try:
+        manifest = json.load(open(os.path.join(reranker_dir, "manifest.json")))
+        folder = re.match(r"folder (\S+) ", manifest["source"]).group(1)
+        card = json.load(open(os.path.join(folder, "mailsort_reranker.json")))
+        files = {d["file"].split(".cand-train")[0] for d in card["data"]}
+    except (OSError, KeyError, AttributeError, ValueError):
+        return None
+    # Candidate files named after the sets they came from; any other name
+    # (a per-taxonomy run's PREFIX) cannot be told apart.
+    known = set(os.listdir(os.environ.get("MAILSORT_DATASETS", "../shared/datasets")))
+    return files if files <= known else None
+
+
+def fit_name(v):
+    return {
+        "fused": "reranker" + (" + second opinion" if v.get("head_weight") else ""),
+        "edge_head": "second opinion",
+        "edge_only": "edge only",
+    }[v["mode"]]
+
+
+def rows(w, sets, seen):
+    yield ("| set | test e-mails | forwarded | reranker trained on it | edge only "
+           "| end to end, reranker's fusion | end to end, bundle's fusion | Δ vs edge "
+           "| backend right on forwarded (edge) | oracle | fit chosen on dev | head alone, held out |")
+    yield "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: |"
+    for s in sets:
+        e = json.load(open(f"{w}/{s}.edge.json"))
+        d = json.load(open(f"{w}/{s}.default.json"))["end_to_end"]
+        f = json.load(open(f"{w}/{s}.fused.json"))
+        fe = f["end_to_end"]
+        fusion = json.load(open(f"{w}/{s}.fusion.json"))
+        fits = [f"{k}: {fit_name(v)}" for k, v in fusion["by_reason"].items()]
+        fits = "; ".join([*fits, f"{'rest' if fits else 'all'}: {fit_name(fusion['default'])}"])
+        try:
+            head = json.load(open(f"{w}/{s}.second-opinion.report.json"))
+            head = pct(head["holdout_accuracy"])
+        except (OSError, KeyError, TypeError):
+            head = "—"
+        known = "?" if seen is None else ("yes" if s in seen else "no")
+        yield (f"| {s} | {e['n']:,} | {pct(e['forwarded_rate'])}% | {known} | {pct(e['accuracy'])} "
+               f"| {pct(d['accuracy'])} | **{pct(fe['accuracy'])}** "
+               f"| {100 * (fe['accuracy'] - e['accuracy']):+.2f} "
+               f"| {pct(fe['forwarded_accuracy'])} ({pct(f['forwarded_accuracy'])}) "
+               f"| {pct(e['oracle_end_to_end_accuracy'])} | {fits} | {head} |")
+
+
+def main():
+    args = sys.argv[1:]
+    readme = None
+    if "--readme" in args:
+        i = args.index("--readme")
+        readme = args[i + 1]
+        del args[i : i + 2]
+    w, secs, reranker, sets = args[0], int(args[1]), args[2], args[3:]
+    table = list(rows(w, sets, trained_on(reranker)))
+    took = f"{len(sets)} set{'s' if len(sets) != 1 else ''} in {secs // 60} min {secs % 60} s here ({os.cpu_count()} CPU cores, no GPU)."
+    print("\n".join(table))
+    print(f"\n{took}")
+    if readme:
+        text = open(readme).read()
+        if BEGIN not in text or END not in text:
+            sys.exit(f"{readme} has no {BEGIN} … {END} block to replace")
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        block = "\n".join([BEGIN, *table, "", took, END])
+        open(readme, "w").write(head + block + tail)
+        print(f"wrote the table into {readme}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
