@@ -37,11 +37,12 @@ fi
 KEY=gpu-check-key-0123456789
 for p in fp16 fp32; do
   start_backend 18095 "$KEY" "$OUT/server-$p.log" --bundle out/support.msb --device cuda --precision "$p"
-  while read -r body; do
+  # score_all: compare the logits even where a fusion file would skip them.
+  sed 's/^{/{"score_all":true,/' "$REQUESTS" | while read -r body; do
     curl -s -H "Authorization: Bearer $KEY" -H 'content-type: application/json' \
       -d "$body" http://127.0.0.1:18095/v1/rerank
     echo
-  done < "$REQUESTS" > "$OUT/responses-$p.jsonl"
+  done > "$OUT/responses-$p.jsonl"
   stop_backend "$BACKEND_PID"
 done
 "$MAILSORT_PYTHON" - "$OUT" <<'PY' | tee "$OUT/fp16-vs-fp32.txt"

@@ -26,11 +26,11 @@ def trained_on(reranker_dir):
         folder = re.match(r"folder (\S+) ", manifest["source"]).group(1)
         card = json.load(open(os.path.join(folder, "mailsort_reranker.json")))
         files = {d["file"].split(".cand-train")[0] for d in card["data"]}
+        known = set(os.listdir(os.environ.get("MAILSORT_DATASETS", "../shared/datasets")))
     except (OSError, KeyError, AttributeError, ValueError):
         return None
     # Candidate files named after the sets they came from; any other name
     # (a per-taxonomy run's PREFIX) cannot be told apart.
-    known = set(os.listdir(os.environ.get("MAILSORT_DATASETS", "../shared/datasets")))
     return files if files <= known else None
 
 
@@ -55,11 +55,12 @@ def rows(w, sets, seen):
         fusion = json.load(open(f"{w}/{s}.fusion.json"))
         fits = [f"{k}: {fit_name(v)}" for k, v in fusion["by_reason"].items()]
         fits = "; ".join([*fits, f"{'rest' if fits else 'all'}: {fit_name(fusion['default'])}"])
-        try:
-            head = json.load(open(f"{w}/{s}.second-opinion.report.json"))
-            head = pct(head["holdout_accuracy"])
-        except (OSError, KeyError, TypeError):
-            head = "—"
+        head = "—"
+        if fusion.get("second_opinion_sha256"):  # a head was served this run
+            try:
+                head = pct(json.load(open(f"{w}/{s}.second-opinion.report.json"))["holdout_accuracy"])
+            except (OSError, KeyError, TypeError):
+                pass
         known = "?" if seen is None else ("yes" if s in seen else "no")
         yield (f"| {s} | {e['n']:,} | {pct(e['forwarded_rate'])}% | {known} | {pct(e['accuracy'])} "
                f"| {pct(d['accuracy'])} | **{pct(fe['accuracy'])}** "
@@ -73,6 +74,8 @@ def main():
     readme = None
     if "--readme" in args:
         i = args.index("--readme")
+        if i + 1 >= len(args):
+            sys.exit("--readme needs the README's path")
         readme = args[i + 1]
         del args[i : i + 2]
     w, secs, reranker, sets = args[0], int(args[1]), args[2], args[3:]

@@ -113,7 +113,9 @@ def parity(a, key, emails, bundle, ports):
     base_seconds, n, pairs = 0.0, 0, 0
     for i in range(0, len(emails), 16):
         batch = [dict(e, id=f"p{i + j}") for j, e in enumerate(emails[i : i + 16])]
-        body = {"bundle": bundle, "emails": batch, "deadline_ms": 60000}
+        # score_all: the logits are compared even where a bundle's fusion
+        # would not read them.
+        body = {"bundle": bundle, "emails": batch, "deadline_ms": 60000, "score_all": True}
         answers = {}
         for port in ports:
             status, parsed, text, seconds = request(port, "POST", "/v1/rerank", body, key, timeout=90)

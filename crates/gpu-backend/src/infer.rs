@@ -338,6 +338,12 @@ impl Engine {
                 score_jobs.push((job.text, job.label_texts));
             }
         }
+        let (scores, heads) = tokio::try_join!(
+            self.score(score_jobs, deadline),
+            self.second_opinion(bundle_key, head_jobs, deadline)
+        )?;
+        // Counted once answered, so that a failed or retried request does
+        // not count its e-mails twice.
         let skipped = |model: &str, ran: usize| {
             self.metrics
                 .skipped
@@ -345,19 +351,17 @@ impl Engine {
                 .inc_by((n - ran) as u64);
         };
         skipped("cross_encoder", score_at.len());
-        if self.second_opinion.is_some() && self.bundle(bundle_key)?.second_opinion.is_some() {
-            skipped("second_opinion", head_at.len());
-        }
-        let (scores, heads) = tokio::try_join!(
-            self.score(score_jobs, deadline),
-            self.second_opinion(bundle_key, head_jobs, deadline)
-        )?;
+        debug_assert_eq!(scores.len(), score_at.len(), "one reply per scored job");
         let mut out: Vec<ModelOutput> = vec![(None, None); n];
         for (i, s) in score_at.into_iter().zip(scores) {
             out[i].0 = Some(s);
         }
-        for (i, h) in head_at.into_iter().zip(heads.into_iter().flatten()) {
-            out[i].1 = Some(h);
+        if let Some(heads) = heads {
+            skipped("second_opinion", head_at.len());
+            debug_assert_eq!(heads.len(), head_at.len(), "one reply per head job");
+            for (i, h) in head_at.into_iter().zip(heads) {
+                out[i].1 = Some(h);
+            }
         }
         Ok(out)
     }

@@ -87,7 +87,7 @@ pub fn run(args: CalibrateFusionArgs) -> Result<()> {
         .collect();
     if samples.len() < reranked.results.len() {
         bail!(
-            "the backend scored every candidate of only {} of the {} forwarded dev e-mails (is it a mailsort-backend of this version?)",
+            "the backend's answers cover every candidate with scores for only {} of the {} forwarded dev e-mails: it answered for other labels, or left scores out",
             samples.len(),
             reranked.results.len()
         );
