@@ -74,12 +74,10 @@ PY
 for s in "${SETS[@]}"; do prepare "$s"; done
 
 serve=(--device cpu)
+[ -n "${RERANKER_DIR:-}" ] && serve+=(--reranker-dir "$RERANKER_DIR")
 if [ -n "${SECOND_OPINION:-}" ]; then
   scripts/train/setup.sh
   scripts/models/second-opinion.sh "$SECOND_OPINION" > /dev/null
-fi
-[ -n "${RERANKER_DIR:-}" ] && serve+=(--reranker-dir "$RERANKER_DIR")
-if [ -n "${SECOND_OPINION:-}" ]; then
   for s in "${SETS[@]}"; do
     w="$W/$s"
     [ -s "$w.second-opinion.json" ] && continue

@@ -5,8 +5,9 @@
 # mailsort-backend serving both → `/health`, `/v1/rerank` and
 # `mailsort calibrate-fusion` over real HTTP → a restart with a fusion that
 # follows the head alone (its answers must be the head's, and the
-# cross-encoder must not run) → `mailsort eval --backend`. Then the refusals: a head for another bundle, and a fusion
-# file that reads a head the server does not run.
+# cross-encoder must not run) → `mailsort eval --backend`. Then the
+# refusals: a head for another bundle, and a fusion file that reads a head
+# the server does not run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
