@@ -17,16 +17,24 @@
 # that the fit on dev can choose among the edge, the reranker, the second
 # opinion and their fusions. Use another OUT for it.
 #
+# TOP_K=K has each bundle report and forward K candidates (default 5). Use
+# another OUT for it: bundles already built are reused with the K they were
+# calibrated with.
+#
 # RERANKER_DIR=DIR serves another reranker (ONNX folder from `mailsort models
 # reranker`, e.g. a per-taxonomy or left-out one) instead of the default.
+# PREPARE_ONLY=1 stops after the bundles and heads (to build them ahead of a
+# run, e.g. beside other work).
 # README=1 also writes the table into README.md, between its
 # `<!-- results:begin -->` and `<!-- results:end -->` lines (an error where
 # it has none).
 #
 # Usage: scripts/eval/sets.sh [SET ...]    (default: every set)
 # Writes out/eval/sets/SET.{edge,default,fused}.json, SET.fusion.json and
-# summary.md (scripts/eval/summary.py; also printed). Bundles already built
-# are reused.
+# summary.md (scripts/eval/summary.py; also printed). Bundles and heads
+# already built are reused; each one built records its seconds
+# (SET.prepare.seconds, SET.head.seconds), so the summary can say what a run
+# from nothing costs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
@@ -46,7 +54,8 @@ prepare() {
   local s=$1 d="$MAILSORT_DATASETS/$1" w="$W/$1"
   [ -s "$w.edge.json" ] && return
   echo "== $s: dev split, bundle, gate" >&2
-  local train val taxonomy=()
+  local train val taxonomy=() t0
+  t0=$(date +%s)
   train=$(file_of "$d" train)
   val=$(file_of "$d" val)
   if [ -n "$val" ]; then
@@ -66,15 +75,18 @@ PY
   fi
   [ -f "taxonomies/$s.yaml" ] && taxonomy=(--taxonomy "taxonomies/$s.yaml")
   "$MAILSORT" build --train "$train" "${taxonomy[@]}" --out "$w.msb" > "$w.build.json"
-  "$MAILSORT" calibrate --bundle "$w.msb" --dev "$w.dev.jsonl" --forward-rate "${FORWARD_RATE:-0.14}" > "$w.calibrate.json"
+  "$MAILSORT" calibrate --bundle "$w.msb" --dev "$w.dev.jsonl" --forward-rate "${FORWARD_RATE:-0.14}" \
+    ${TOP_K:+--top-k "$TOP_K"} > "$w.calibrate.json"
   rm -f "$w.fusion.json"
   "$MAILSORT" eval --cache-embeddings --bundle "$w.msb" --test "$(file_of "$d" test)" --json > "$w.edge.json"
+  echo $(( $(date +%s) - t0 )) > "$w.prepare.seconds"
 }
 
 for s in "${SETS[@]}"; do prepare "$s"; done
 
 serve=(--device cpu)
 [ -n "${RERANKER_DIR:-}" ] && serve+=(--reranker-dir "$RERANKER_DIR")
+[ "${TOP_K:-5}" -gt 20 ] && serve+=(--max-candidates "$TOP_K")
 if [ -n "${SECOND_OPINION:-}" ]; then
   scripts/train/setup.sh
   scripts/models/second-opinion.sh "$SECOND_OPINION" > /dev/null
@@ -82,13 +94,17 @@ if [ -n "${SECOND_OPINION:-}" ]; then
     w="$W/$s"
     [ -s "$w.second-opinion.json" ] && continue
     echo "== $s: second-opinion head" >&2
+    t0=$(date +%s)
     train="$w.train.jsonl"
     [ -f "$train" ] || train=$(file_of "$MAILSORT_DATASETS/$s" train)
     "$MAILSORT" second-opinion --cache-embeddings --bundle "$w.msb" --train "$train" \
       --model-dir "$SECOND_OPINION" > "$w.second-opinion.report.json"
+    echo $(( $(date +%s) - t0 )) > "$w.head.seconds"
   done
   serve+=(--second-opinion-dir "$SECOND_OPINION")
 fi
+
+[ "${PREPARE_ONLY:-0}" = 1 ] && exit 0
 
 bundles=()
 for s in "${SETS[@]}"; do bundles+=(--bundle "$W/$s.msb"); rm -f "$W/$s.fusion.json"; done

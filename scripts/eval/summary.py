@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+import time
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -69,6 +70,52 @@ def rows(w, sets, seen):
                f"| {pct(e['oracle_end_to_end_accuracy'])} | {fits} | {head} |")
 
 
+def minutes(secs):
+    return f"{secs // 60} min {secs % 60} s"
+
+
+def recorded_seconds(path):
+    """Seconds a step wrote when it ran, or None where it left no readable
+    number (built before steps were timed, or cut off mid-write)."""
+    try:
+        return int(open(path).read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def took_lines(w, secs, sets):
+    """How long this run took, for the README (neutral: the state it ran
+    from, not how that state came about), and which sets' bundles and heads
+    it reused from earlier runs, with the seconds recorded when they were
+    built, for the terminal."""
+    started = time.time() - secs
+    reused, timed, untimed, recorded = [], [], [], 0
+    for s in sets:
+        if os.path.getmtime(f"{w}/{s}.edge.json") >= started:
+            continue
+        reused.append(s)
+        known = [t for t in (recorded_seconds(f"{w}/{s}.{step}.seconds")
+                             for step in ("prepare", "head")) if t is not None]
+        recorded += sum(known)
+        (timed if known else untimed).append(s)
+    line = (f"{len(sets)} set{'s' if len(sets) != 1 else ''} in {minutes(secs)} here "
+            f"({os.cpu_count()} CPU cores, no GPU)")
+    if len(reused) == len(sets):
+        line += ", with every bundle and head already built."
+    elif reused:
+        line += f", with the bundles and heads of {', '.join(reused)} already built."
+    else:
+        line += ", bundles and heads included."
+    detail = []
+    if timed:
+        detail.append(f"Reused the bundles and heads of {', '.join(timed)}, "
+                      f"built by earlier runs in {minutes(recorded)}.")
+    if untimed:
+        detail.append(f"Reused those of {', '.join(untimed)} from earlier runs "
+                      "that did not record how long they took.")
+    return line, " ".join(detail)
+
+
 def main():
     args = sys.argv[1:]
     readme = None
@@ -80,9 +127,11 @@ def main():
         del args[i : i + 2]
     w, secs, reranker, sets = args[0], int(args[1]), args[2], args[3:]
     table = list(rows(w, sets, trained_on(reranker)))
-    took = f"{len(sets)} set{'s' if len(sets) != 1 else ''} in {secs // 60} min {secs % 60} s here ({os.cpu_count()} CPU cores, no GPU)."
+    took, reuse = took_lines(w, secs, sets)
     print("\n".join(table))
     print(f"\n{took}")
+    if reuse:
+        print(reuse)
     if readme:
         text = open(readme).read()
         if BEGIN not in text or END not in text:

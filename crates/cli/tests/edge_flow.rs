@@ -430,6 +430,50 @@ fn forwarded_emails_become_rerank_requests() {
     }
 }
 
+#[test]
+fn calibrate_sets_how_many_candidates_are_forwarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dir.path().join("dev.jsonl");
+    // Rows 2 mod 4, every 32nd row: the bundle trained on rows 0 mod 4.
+    write_lines(
+        &dev,
+        &subset(&datasets().join("banking77/train.jsonl"), 2, usize::MAX)
+            .into_iter()
+            .skip(1)
+            .step_by(16)
+            .collect::<Vec<_>>(),
+    );
+    let bundle = dir.path().join("k8.msb");
+    std::fs::copy(banking_bundle(), &bundle).unwrap();
+    let (b, d) = (bundle.to_str().unwrap(), dev.to_str().unwrap());
+    mailsort_ok(&["calibrate", "--bundle", b, "--dev", d, "--top-k", "8"]);
+    let decoded = Bundle::decode(&std::fs::read(&bundle).unwrap()).unwrap();
+    assert_eq!(decoded.gate.top_k, 8);
+    let requests = dir.path().join("forwarded.jsonl");
+    let r = requests.to_str().unwrap();
+    let out = mailsort_ok(&["classify", "--bundle", b, d, "--forwarded-out", r]);
+    for line in out.lines().take(20) {
+        let decision: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            decision["candidates"].as_array().unwrap().len(),
+            8,
+            "{line}"
+        );
+    }
+    let written = std::fs::read_to_string(&requests).unwrap();
+    assert!(!written.trim().is_empty(), "the gate forwarded nothing");
+    for line in written.lines() {
+        let request: RerankRequest = serde_json::from_str(line).unwrap();
+        assert_eq!(request.emails[0].candidates.len(), 8, "{line}");
+    }
+    for bad in ["0", "65"] {
+        let run = mailsort(&["calibrate", "--bundle", b, "--dev", d, "--top-k", bad]);
+        assert!(!run.status.success());
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains("--top-k"), "{err}");
+    }
+}
+
 /// `n` BANKING77 test messages (the bundle's own labels) and `posts` raw
 /// 20 Newsgroups posts (labels it does not have), as JSONL.
 fn parity_emails(dir: &Path, n: usize, posts: usize) -> PathBuf {

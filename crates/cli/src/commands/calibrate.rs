@@ -23,6 +23,12 @@ pub struct CalibrateArgs {
     /// Target accuracy on kept e-mails.
     #[arg(long)]
     edge_accuracy: Option<f32>,
+    /// Candidates the edge reports and forwards per e-mail (the bundle's
+    /// `top_k`, 5 by default). More candidates give the backend more
+    /// chances to hold the right label, and cost the cross-encoder a pair
+    /// each.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=mailsort_shared::gate::MAX_TOP_K as i64))]
+    top_k: Option<u16>,
     /// Also refit the head's temperature on the dev split.
     #[arg(long)]
     refit_temperature: bool,
@@ -44,6 +50,9 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         (None, None) => Target::ForwardRate(0.15),
     };
     let mut classifier = load_classifier(&args.bundle, &args.model)?;
+    if let Some(k) = args.top_k {
+        classifier.bundle_mut().gate.top_k = k.into();
+    }
     let rows = read_labelled(&args.dev, &args.import)?;
     let mut done = calibrate::calibrate_on_dev(
         &mut classifier,
