@@ -10,6 +10,10 @@
 # serves every bundle: each test split is evaluated end to end with the
 # reranker's own fusion, each bundle's fusion is fitted on its dev split,
 # and a second backend (which loads those fusion files) evaluates again.
+# The fit also sets which kinds of e-mail the edge keeps instead of
+# forwarding (those whose fusion is edge only): it writes SET.kept.msb (and
+# its head and fusion file), which the second backend serves and the second
+# evaluation runs. KEEP_AT_EDGE=0 forwards every kind the gate picks.
 #
 # SECOND_OPINION=DIR (e.g. models/all-mpnet-base-v2, from
 # scripts/models/second-opinion.sh) also trains each bundle's second-opinion
@@ -30,7 +34,7 @@
 # it has none).
 #
 # Usage: scripts/eval/sets.sh [SET ...]    (default: every set)
-# Writes out/eval/sets/SET.{edge,default,fused}.json, SET.fusion.json and
+# Writes out/eval/sets/SET.{edge,default,fused}.json, the fusion file and
 # summary.md (scripts/eval/summary.py; also printed). Bundles and heads
 # already built are reused; each one built records its seconds
 # (SET.prepare.seconds, SET.head.seconds), so the summary can say what a run
@@ -106,8 +110,16 @@ fi
 
 [ "${PREPARE_ONLY:-0}" = 1 ] && exit 0
 
-bundles=()
-for s in "${SETS[@]}"; do bundles+=(--bundle "$W/$s.msb"); rm -f "$W/$s.fusion.json"; done
+bundles=() fused=()
+keep=()
+[ "${KEEP_AT_EDGE:-1}" = 1 ] && keep=(--keep-at-edge)
+# fused_bundle SET: the bundle the fit leaves for the second backend.
+fused_bundle() { if [ ${#keep[@]} -gt 0 ]; then echo "$W/$1.kept.msb"; else echo "$W/$1.msb"; fi; }
+for s in "${SETS[@]}"; do
+  bundles+=(--bundle "$W/$s.msb")
+  fused+=(--bundle "$(fused_bundle "$s")")
+  rm -f "$W/$s.fusion.json" "$W/$s.kept".*
+done
 KEY=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export MAILSORT_API_KEY=$KEY
 
@@ -117,14 +129,14 @@ for s in "${SETS[@]}"; do
   "$MAILSORT" eval --cache-embeddings --bundle "$W/$s.msb" --test "$(file_of "$MAILSORT_DATASETS/$s" test)" --json \
     --backend "http://127.0.0.1:$PORT" > "$W/$s.default.json"
   "$MAILSORT" calibrate-fusion --cache-embeddings --bundle "$W/$s.msb" --dev "$W/$s.dev.jsonl" \
-    --backend "http://127.0.0.1:$PORT" > /dev/null
+    --backend "http://127.0.0.1:$PORT" "${keep[@]}" ${keep:+--bundle-out "$(fused_bundle "$s")"} > /dev/null
 done
 stop_backend "$BACKEND_PID"
 
 echo "== end to end with each bundle's own fusion" >&2
-start_backend "$PORT" "$KEY" "$W/backend.fused.log" "${bundles[@]}" "${serve[@]}"
+start_backend "$PORT" "$KEY" "$W/backend.fused.log" "${fused[@]}" "${serve[@]}"
 for s in "${SETS[@]}"; do
-  "$MAILSORT" eval --cache-embeddings --bundle "$W/$s.msb" --test "$(file_of "$MAILSORT_DATASETS/$s" test)" --json \
+  "$MAILSORT" eval --cache-embeddings --bundle "$(fused_bundle "$s")" --test "$(file_of "$MAILSORT_DATASETS/$s" test)" --json \
     --backend "http://127.0.0.1:$PORT" > "$W/$s.fused.json"
 done
 curl -sf -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/health" > "$W/health.json"

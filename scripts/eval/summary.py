@@ -1,6 +1,6 @@
 """The table of scripts/eval/sets.sh: one row per set, from the JSON files
-it wrote (SET.edge.json, SET.default.json, SET.fused.json, SET.fusion.json,
-SET.second-opinion.report.json). With --readme, the same table replaces the
+it wrote (SET.edge.json, SET.default.json, SET.fused.json, SET.kept.fusion.json
+or SET.fusion.json, SET.second-opinion.report.json). With --readme, the same table replaces the
 block between the results markers of that file.
 
 Usage: summary.py DIR SECONDS RERANKER_DIR SET... [--readme README.md]
@@ -43,8 +43,31 @@ def fit_name(v):
     }[v["mode"]]
 
 
+def fusion_file(w, s):
+    """The fusion the second backend served: the kept bundle's where the
+    fit also set what the edge keeps (sets.sh's default), else the bundle's."""
+    kept = f"{w}/{s}.kept.fusion.json"
+    return kept if os.path.exists(kept) else f"{w}/{s}.fusion.json"
+
+
+def forwarded(gate, served):
+    """The gate's forwarded share, and what is left of it once the edge
+    keeps the kinds its fusion answers with the edge's label."""
+    if abs(gate - served) < 5e-5:
+        return f"{pct(gate)}%"
+    return f"{pct(gate)}% → {pct(served)}%"
+
+
+def backend_right(fused):
+    """The backend's accuracy on the e-mails forwarded to it (the edge's on
+    the same), or a dash where the edge kept every one."""
+    if fused["forwarded_rate"] == 0:
+        return "— (nothing forwarded)"
+    return f"{pct(fused['end_to_end']['forwarded_accuracy'])} ({pct(fused['forwarded_accuracy'])})"
+
+
 def rows(w, sets, seen):
-    yield ("| set | test e-mails | forwarded | reranker trained on it | edge only "
+    yield ("| set | test e-mails | forwarded (→ once the edge keeps edge-only kinds) | reranker trained on it | edge only "
            "| end to end, reranker's fusion | end to end, bundle's fusion | Δ vs edge "
            "| backend right on forwarded (edge) | oracle | fit chosen on dev | head alone, held out |")
     yield "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: |"
@@ -53,7 +76,7 @@ def rows(w, sets, seen):
         d = json.load(open(f"{w}/{s}.default.json"))["end_to_end"]
         f = json.load(open(f"{w}/{s}.fused.json"))
         fe = f["end_to_end"]
-        fusion = json.load(open(f"{w}/{s}.fusion.json"))
+        fusion = json.load(open(fusion_file(w, s)))
         fits = [f"{k}: {fit_name(v)}" for k, v in fusion["by_reason"].items()]
         fits = "; ".join([*fits, f"{'rest' if fits else 'all'}: {fit_name(fusion['default'])}"])
         head = "—"
@@ -63,10 +86,10 @@ def rows(w, sets, seen):
             except (OSError, KeyError, TypeError):
                 pass
         known = "?" if seen is None else ("yes" if s in seen else "no")
-        yield (f"| {s} | {e['n']:,} | {pct(e['forwarded_rate'])}% | {known} | {pct(e['accuracy'])} "
+        yield (f"| {s} | {e['n']:,} | {forwarded(e['forwarded_rate'], f['forwarded_rate'])} | {known} | {pct(e['accuracy'])} "
                f"| {pct(d['accuracy'])} | **{pct(fe['accuracy'])}** "
                f"| {100 * (fe['accuracy'] - e['accuracy']):+.2f} "
-               f"| {pct(fe['forwarded_accuracy'])} ({pct(f['forwarded_accuracy'])}) "
+               f"| {backend_right(f)} "
                f"| {pct(e['oracle_end_to_end_accuracy'])} | {fits} | {head} |")
 
 

@@ -5,7 +5,9 @@
 # mailsort-backend serving both → `/health`, `/v1/rerank` and
 # `mailsort calibrate-fusion` over real HTTP → a restart with a fusion that
 # follows the head alone (its answers must be the head's, and the
-# cross-encoder must not run) → `mailsort eval --backend`. Then the
+# cross-encoder must not run) → `mailsort eval --backend`; a fit kept at the
+# edge (`calibrate-fusion --keep-at-edge`: a bundle that no longer forwards
+# what its fusion answers with the edge's label). Then the
 # refusals: a head for another bundle, and a fusion file that reads a head
 # the server does not run.
 set -euo pipefail
@@ -48,7 +50,13 @@ rerank_some "$T/rerank-plain.jsonl"
 rerank_some "$T/rerank.jsonl" score_all
 "$MAILSORT" calibrate-fusion --bundle "$T/b.msb" --dev "$T/dev-small.jsonl" \
   --backend "http://127.0.0.1:$PORT" > /dev/null
+# A fit that never trusts the backend, kept at the edge: a new bundle that
+# forwards nothing, its head and fusion file naming it.
+"$MAILSORT" calibrate-fusion --bundle "$T/b.msb" --dev "$T/dev-small.jsonl" \
+  --backend "http://127.0.0.1:$PORT" --min-gain-emails 1000000 \
+  --keep-at-edge --bundle-out "$T/kept.msb" > /dev/null 2> "$T/kept.log"
 stop_backend "$BACKEND_PID"
+"$MAILSORT" classify --bundle "$T/kept.msb" "$T/dev-small.jsonl" --forwarded-out "$T/kept-forwarded.jsonl" > "$T/kept.jsonl"
 cp "$T/b.fusion.json" "$T/fitted.fusion.json"
 
 # The same file, set to follow the head alone: every answer must then be
@@ -61,7 +69,8 @@ f["default"] = {"mode": "edge_head", "head_weight": 1.0}
 f["by_reason"] = {}
 json.dump(f, open(f"{t}/b.fusion.json", "w"))
 PY
-start_backend "$PORT" "$KEY" "$T/backend2.log" --bundle "$T/b.msb" --device cpu --second-opinion-dir "$SO"
+start_backend "$PORT" "$KEY" "$T/backend2.log" --bundle "$T/b.msb" --bundle "$T/kept.msb" --device cpu \
+  --second-opinion-dir "$SO"
 curl -sf -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/health" > "$T/health2.json"
 rerank_some "$T/rerank-head.jsonl"
 "$MAILSORT" eval --bundle "$T/b.msb" --test "$T/test-small.jsonl" --json \
@@ -108,6 +117,10 @@ fusion = json.load(open(f"{t}/fitted.fusion.json"))
 r = json.load(open(f"{t}/eval.json"))
 no_encoder = open(f"{t}/refused-no-encoder.log").read()
 other = open(f"{t}/refused-other.log").read()
+kept_fusion = json.load(open(f"{t}/kept.fusion.json"))
+kept_head = json.load(open(f"{t}/kept.second-opinion.json"))
+kept = [json.loads(l) for l in open(f"{t}/kept.jsonl") if l.strip()]
+kept_health = [b for b in health2["bundles"] if b["id"] == kept_fusion["bundle_id"]]
 e = r["end_to_end"]
 forwarded = round(r["n"] * r["forwarded_rate"])
 results = [x for a in rerank for x in a["results"]]
@@ -131,6 +144,13 @@ checks = {
     "every forwarded test e-mail was answered": forwarded > 0 and e["reranked"] == forwarded,
     "a fusion that needs the head is refused without the encoder": "second-opinion" in no_encoder and "b.fusion.json" in no_encoder,
     "a head for another bundle is refused": "other.second-opinion.json" in other and "not this bundle" in other,
+    "kept at the edge: a new bundle, its head and fusion naming it": kept_fusion["bundle_id"] == kept_head["bundle_id"]
+        != fusion["bundle_id"] and kept_fusion["default"]["mode"] == "edge_only"
+        and "keeps low_margin and confusable_siblings" in open(f"{t}/kept.log").read(),
+    "kept at the edge: the backend serves it, and the edge forwards none of its dev e-mails": len(kept_health) == 1
+        and "edge only" in kept_health[0]["fusion"] and len(kept) > 0
+        and all(d["decided_by"] == "edge" or d["forward_reason"]["kind"] == "empty_text" for d in kept)
+        and open(f"{t}/kept-forwarded.jsonl").read().strip() == "",
 }
 for name, ok in checks.items():
     print(("ok   " if ok else "FAIL ") + name)

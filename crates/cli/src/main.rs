@@ -35,7 +35,9 @@ enum Command {
     /// Set the gate's thresholds on a dev split the bundle was not trained on.
     Calibrate(calibrate::CalibrateArgs),
     /// Fit how the backend fuses a bundle's forwarded e-mails, on a dev
-    /// split, with the reranker that serves it (writes NAME.fusion.json).
+    /// split, with the reranker that serves it (writes NAME.fusion.json;
+    /// with --keep-at-edge also the bundle, keeping what the fit leaves to
+    /// the edge).
     CalibrateFusion(calibrate_fusion::CalibrateFusionArgs),
     /// Train a bundle's second-opinion head for the backend (a larger
     /// encoder's view of the bundle's labels; writes NAME.second-opinion.json).

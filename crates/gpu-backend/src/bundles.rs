@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use mailsort_edge::{EdgeClassifier, IndexChoice};
 use mailsort_shared::bundle::Bundle;
 use mailsort_shared::digest::sha256_hex;
-use mailsort_shared::fusion::{FusionFile, FusionFit};
+use mailsort_shared::fusion::{FusionFile, FusionFit, fusion_path};
 use mailsort_shared::manifest::{ModelDir, RerankerManifest};
-use mailsort_shared::second_opinion::{EncoderRef, SecondOpinionFile};
+use mailsort_shared::second_opinion::{EncoderRef, SecondOpinionFile, head_path};
 use mailsort_shared::types::{Candidate, ForwardReason};
 use thiserror::Error;
 
@@ -128,7 +128,8 @@ impl LoadedBundle {
 
     /// The fit for a `/v1/rerank` e-mail with the edge's probabilities
     /// (`labels[i]` has `edge[i]`): its forward reason is what this bundle's
-    /// gate says of those candidates.
+    /// gate thresholds say of those candidates, kinds kept at the edge
+    /// included (a client may forward one anyway).
     pub fn fit_for_candidates(&self, labels: &[String], edge: Option<&[f32]>) -> FusionFit {
         let reason = edge.and_then(|probs| {
             let mut candidates: Vec<Candidate> = labels
@@ -141,24 +142,10 @@ impl LoadedBundle {
                 .collect();
             candidates.sort_by(|a, b| b.probability.total_cmp(&a.probability));
             let bundle = self.classifier.bundle();
-            match bundle.gate.decide(&candidates, &bundle.taxonomy) {
-                mailsort_shared::gate::GateOutcome::Forward(r) => Some(r),
-                mailsort_shared::gate::GateOutcome::Keep => None,
-            }
+            bundle.gate.forward_reason(&candidates, &bundle.taxonomy)
         });
         self.fusion.fit_for(reason.as_ref())
     }
-}
-
-/// Where a bundle's fusion file sits: beside it, `x.msb` → `x.fusion.json`.
-pub fn fusion_path(bundle: &Path) -> PathBuf {
-    bundle.with_extension("fusion.json")
-}
-
-/// Where a bundle's second-opinion head sits: `x.msb` →
-/// `x.second-opinion.json`.
-pub fn second_opinion_path(bundle: &Path) -> PathBuf {
-    bundle.with_extension("second-opinion.json")
 }
 
 /// All served bundles.
@@ -310,7 +297,7 @@ fn load_second_opinion(
     bundle_id: &str,
     info: &SecondOpinionInfo,
 ) -> Result<Option<ServedHead>, BundleLoadError> {
-    let path = second_opinion_path(bundle_path);
+    let path = head_path(bundle_path);
     let fail = |detail: String| BundleLoadError::SecondOpinion {
         path: path.clone(),
         detail,

@@ -220,6 +220,9 @@ pub fn fit_gate(
                 Vec::new()
             },
             siblings_confusable: siblings,
+            // Which kinds the edge keeps follows from a fusion fitted on
+            // what the old thresholds forwarded: refit it after these.
+            keep_at_edge: Vec::new(),
             ..base.clone()
         };
         let (t, rate, acc) = search_threshold(scored, taxonomy, &mut gate, factor, target);

@@ -17,7 +17,7 @@ use crate::taxonomy::Taxonomy;
 /// First bytes of every bundle file.
 pub const MAGIC: &[u8; 8] = b"MSBUNDLE";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The range a head's softmax temperature may take.
 pub const MIN_TEMPERATURE: f32 = 1e-3;
 pub const MAX_TEMPERATURE: f32 = 100.0;
@@ -168,13 +168,77 @@ pub struct Bundle {
     pub report: BuildReport,
 }
 
+/// Version 1 files: the same payload before the gate could keep kinds of
+/// e-mail at the edge (`GateConfig::keep_at_edge`). Postcard is not
+/// self-describing, so they are read through these copies of the old
+/// structs and converted with nothing kept.
+mod v1 {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::{BuildReport, Exemplars, LinearHead, ModelRef};
+    use crate::clean::CleanConfig;
+    use crate::gate::GateConfig;
+    use crate::taxonomy::Taxonomy;
+
+    pub const VERSION: u32 = 1;
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Bundle {
+        pub created_by: String,
+        pub model: ModelRef,
+        pub clean: CleanConfig,
+        pub taxonomy: Taxonomy,
+        pub head: LinearHead,
+        pub exemplars: Option<Exemplars>,
+        pub gate: Gate,
+        pub report: BuildReport,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Gate {
+        pub top_k: usize,
+        pub margin_threshold: f32,
+        pub per_label: BTreeMap<String, f32>,
+        pub confusable_threshold: f32,
+        pub confusable_pairs: Vec<(String, String)>,
+        pub siblings_confusable: bool,
+    }
+
+    impl From<Bundle> for super::Bundle {
+        fn from(b: Bundle) -> Self {
+            let g = b.gate;
+            Self {
+                id: String::new(),
+                created_by: b.created_by,
+                model: b.model,
+                clean: b.clean,
+                taxonomy: b.taxonomy,
+                head: b.head,
+                exemplars: b.exemplars,
+                gate: GateConfig {
+                    top_k: g.top_k,
+                    margin_threshold: g.margin_threshold,
+                    per_label: g.per_label,
+                    confusable_threshold: g.confusable_threshold,
+                    confusable_pairs: g.confusable_pairs,
+                    siblings_confusable: g.siblings_confusable,
+                    keep_at_edge: Vec::new(),
+                },
+                report: b.report,
+            }
+        }
+    }
+}
+
 /// Why a bundle file could not be read or written.
 #[derive(Debug, Error)]
 pub enum BundleError {
     #[error("not a mailsort bundle (the file does not start with MSBUNDLE)")]
     NotABundle,
     #[error(
-        "bundle format version {found} is not supported (this build reads version {FORMAT_VERSION}); rebuild it with `mailsort build`"
+        "bundle format version {found} is not supported (this build reads versions 1 to {FORMAT_VERSION}); rebuild it with `mailsort build`"
     )]
     Version { found: u32 },
     #[error("bundle is corrupt: its checksum does not match its content")]
@@ -209,7 +273,7 @@ impl Bundle {
             return Err(BundleError::NotABundle);
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("slice of 4 bytes"));
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != v1::VERSION {
             return Err(BundleError::Version { found: version });
         }
         let payload = &bytes[44..];
@@ -217,8 +281,14 @@ impl Bundle {
         if digest.as_slice() != &bytes[12..44] {
             return Err(BundleError::Checksum);
         }
-        let mut bundle: Bundle =
-            postcard::from_bytes(payload).map_err(|e| BundleError::Decode(e.to_string()))?;
+        let decoded = if version == v1::VERSION {
+            postcard::from_bytes::<v1::Bundle>(payload).map(Bundle::from)
+        } else {
+            postcard::from_bytes(payload)
+        };
+        // The id stays the digest of the stored payload, so that heads and
+        // fusion files made for a version-1 file still match it.
+        let mut bundle = decoded.map_err(|e| BundleError::Decode(e.to_string()))?;
         bundle.id = hex::encode(digest);
         bundle.validate()?;
         Ok(bundle)
@@ -347,12 +417,47 @@ mod tests {
         let last = bad.len() - 1;
         bad[last] ^= 1;
         assert!(matches!(Bundle::decode(&bad), Err(BundleError::Checksum)));
-        let mut v2 = bytes.clone();
-        v2[8] = 2;
-        assert!(matches!(
-            Bundle::decode(&v2),
-            Err(BundleError::Version { found: 2 })
-        ));
+        // A version-1 file (the gate without kept kinds) still reads, with
+        // the id of its own payload; other versions are refused by number.
+        let old = v1::Bundle {
+            created_by: b.created_by.clone(),
+            model: b.model.clone(),
+            clean: b.clean,
+            taxonomy: b.taxonomy.clone(),
+            head: b.head.clone(),
+            exemplars: b.exemplars.clone(),
+            gate: v1::Gate {
+                top_k: b.gate.top_k,
+                margin_threshold: b.gate.margin_threshold,
+                per_label: b.gate.per_label.clone(),
+                confusable_threshold: b.gate.confusable_threshold,
+                confusable_pairs: b.gate.confusable_pairs.clone(),
+                siblings_confusable: b.gate.siblings_confusable,
+            },
+            report: b.report.clone(),
+        };
+        let payload = postcard::to_allocvec(&old).unwrap();
+        let mut v1_bytes = MAGIC.to_vec();
+        v1_bytes.extend_from_slice(&1u32.to_le_bytes());
+        v1_bytes.extend_from_slice(&Sha256::digest(&payload));
+        v1_bytes.extend_from_slice(&payload);
+        let read = Bundle::decode(&v1_bytes).unwrap();
+        assert_eq!(read.id, hex::encode(Sha256::digest(&payload)));
+        assert_eq!(
+            Bundle {
+                id: b.id.clone(),
+                ..read
+            },
+            b
+        );
+        for other in [0u8, 3] {
+            let mut v = bytes.clone();
+            v[8] = other;
+            assert!(matches!(
+                Bundle::decode(&v),
+                Err(BundleError::Version { found }) if found == u32::from(other)
+            ));
+        }
         assert!(matches!(
             Bundle::decode(b"{\"json\": true}"),
             Err(BundleError::NotABundle)

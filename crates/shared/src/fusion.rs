@@ -7,6 +7,7 @@
 //! [`fuse`], so what was measured on dev is what is served.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -151,6 +152,12 @@ fn normalise(edge: &[f32]) -> Vec<f32> {
     }
 }
 
+/// Where a bundle's fusion file sits, where the backend looks for it:
+/// beside the bundle, `x.msb` → `x.fusion.json`.
+pub fn fusion_path(bundle: &Path) -> PathBuf {
+    bundle.with_extension("fusion.json")
+}
+
 /// The reranker a fusion file was fitted with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RerankerRef {
@@ -221,6 +228,19 @@ impl FusionFile {
             .and_then(|r| self.by_reason.get(r.kind()))
             .copied()
             .unwrap_or(self.default)
+    }
+
+    /// The kinds of forwarded e-mail on which this fusion keeps the edge's
+    /// label, of those the gate can keep at the edge
+    /// ([`ForwardReason::KEEPABLE_KINDS`]): forwarding them changes nothing.
+    pub fn kinds_edge_only(&self) -> Vec<String> {
+        ForwardReason::KEEPABLE_KINDS
+            .iter()
+            .filter(|k| {
+                self.by_reason.get(**k).copied().unwrap_or(self.default) == FusionFit::EdgeOnly
+            })
+            .map(|k| k.to_string())
+            .collect()
     }
 
     /// Whether any of its fits reads the second opinion.
@@ -412,6 +432,18 @@ mod tests {
         assert_eq!(f.fit_for(Some(&low)), FusionFit::EdgeOnly);
         assert_eq!(f.fit_for(Some(&ForwardReason::EmptyText)), PLAIN);
         assert_eq!(f.fit_for(None), PLAIN);
+    }
+
+    #[test]
+    fn the_edge_keeps_the_kinds_fused_as_edge_only() {
+        let mut f = file();
+        assert_eq!(f.kinds_edge_only(), ["low_margin"]);
+        // A kind without a fit of its own follows the default; e-mails
+        // without text are never kept (the edge has no label for them).
+        f.default = FusionFit::EdgeOnly;
+        assert_eq!(f.kinds_edge_only(), ["low_margin", "confusable_siblings"]);
+        f.by_reason.insert("low_margin".into(), PLAIN);
+        assert_eq!(f.kinds_edge_only(), ["confusable_siblings"]);
     }
 
     #[test]

@@ -24,6 +24,13 @@ pub struct GateConfig {
     pub confusable_pairs: Vec<(String, String)>,
     /// Also treat labels that share a parent in the taxonomy as confusable.
     pub siblings_confusable: bool,
+    /// Kinds of forward reason ([`ForwardReason::kind`]) the edge keeps
+    /// instead of forwarding: those whose fusion, fitted on dev, keeps the
+    /// edge's label anyway (`mailsort calibrate-fusion --keep-at-edge`), so
+    /// a round trip would change nothing. Empty until then; recalibrating
+    /// the thresholds clears it.
+    #[serde(default)]
+    pub keep_at_edge: Vec<String>,
 }
 
 impl Default for GateConfig {
@@ -36,6 +43,7 @@ impl Default for GateConfig {
             confusable_threshold: 0.0,
             confusable_pairs: Vec::new(),
             siblings_confusable: false,
+            keep_at_edge: Vec::new(),
         }
     }
 }
@@ -76,6 +84,16 @@ impl GateConfig {
         if let Some((label, t)) = self.per_label.iter().find(|(_, t)| !in_range(**t)) {
             return Err(format!(
                 "the gate's threshold {t} for label `{label}` is outside [0, 1]"
+            ));
+        }
+        if let Some(kind) = self
+            .keep_at_edge
+            .iter()
+            .find(|k| !ForwardReason::KEEPABLE_KINDS.contains(&k.as_str()))
+        {
+            return Err(format!(
+                "the gate keeps `{kind}` at the edge, which is not a forward reason it can keep (only {})",
+                ForwardReason::KEEPABLE_KINDS.join(", ")
             ));
         }
         Ok(())
@@ -119,7 +137,40 @@ impl GateConfig {
     }
 
     /// `decide` with every threshold raised by `offset` (a forward budget's).
+    /// A budget therefore holds the share its thresholds pick; the kinds
+    /// kept at the edge come off it.
     pub fn decide_shifted(
+        &self,
+        candidates: &[Candidate],
+        taxonomy: &Taxonomy,
+        offset: f32,
+    ) -> GateOutcome {
+        match self.thresholds_decide(candidates, taxonomy, offset) {
+            GateOutcome::Forward(reason)
+                if self.keep_at_edge.iter().any(|k| k == reason.kind()) =>
+            {
+                GateOutcome::Keep
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// The reason the thresholds alone give for forwarding these
+    /// candidates, kept kinds included (None: they clear every threshold).
+    /// The backend picks a forwarded e-mail's fusion by it, as the fit did.
+    pub fn forward_reason(
+        &self,
+        candidates: &[Candidate],
+        taxonomy: &Taxonomy,
+    ) -> Option<ForwardReason> {
+        match self.thresholds_decide(candidates, taxonomy, 0.0) {
+            GateOutcome::Forward(reason) => Some(reason),
+            GateOutcome::Keep => None,
+        }
+    }
+
+    /// What the thresholds alone decide, before the kinds kept at the edge.
+    fn thresholds_decide(
         &self,
         candidates: &[Candidate],
         taxonomy: &Taxonomy,
@@ -179,6 +230,12 @@ mod tests {
         assert!(with(&|g| g.margin_threshold = f32::NAN).is_err());
         assert!(with(&|g| g.confusable_threshold = 1.5).is_err());
         assert!(
+            with(&|g| g.keep_at_edge = vec!["empty_text".into()])
+                .unwrap_err()
+                .contains("`empty_text`")
+        );
+        assert!(with(&|g| g.keep_at_edge = vec!["low_margin".into()]).is_ok());
+        assert!(
             with(&|g| {
                 g.per_label.insert("x".into(), -0.1);
             })
@@ -235,6 +292,35 @@ mod tests {
         );
         gate.confusable_pairs.push(("c".into(), "a".into()));
         assert!(gate.confusable("a", "c", &tax));
+        // Kinds kept at the edge are kept; the others still go.
+        gate.keep_at_edge = vec!["confusable_siblings".into()];
+        assert_eq!(
+            gate.decide(&[c("a", 0.7), c("b", 0.2)], &tax),
+            GateOutcome::Keep
+        );
+        assert_eq!(
+            gate.decide(&[c("c", 0.8), c("a", 0.1)], &tax),
+            GateOutcome::Keep
+        );
+        assert!(matches!(
+            gate.decide(&[c("b", 0.5), c("c", 0.4)], &tax),
+            GateOutcome::Forward(ForwardReason::LowMargin { .. })
+        ));
+        gate.keep_at_edge.push("low_margin".into());
+        assert_eq!(
+            gate.decide(&[c("b", 0.5), c("c", 0.4)], &tax),
+            GateOutcome::Keep
+        );
+        // The thresholds' reason stays what it was: the fusion is picked by it.
+        assert!(matches!(
+            gate.forward_reason(&[c("b", 0.5), c("c", 0.4)], &tax),
+            Some(ForwardReason::LowMargin { .. })
+        ));
+        assert_eq!(
+            gate.forward_reason(&[c("a", 0.9), c("c", 0.05)], &tax),
+            None
+        );
+        gate.keep_at_edge.clear();
         assert!(matches!(
             gate.decide(&[], &tax),
             GateOutcome::Forward(ForwardReason::EmptyText)

@@ -9,6 +9,8 @@
 //! and names both the bundle and the encoder it was trained for, so the
 //! backend refuses one that belongs to something else.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -48,6 +50,12 @@ pub struct HeadReport {
     /// Accuracy of the head alone on the tenth of the training e-mails held
     /// out (none with fewer than 200 e-mails).
     pub holdout_accuracy: Option<f32>,
+}
+
+/// Where a bundle's second-opinion head sits, where the backend looks for
+/// it: `x.msb` → `x.second-opinion.json`.
+pub fn head_path(bundle: &Path) -> PathBuf {
+    bundle.with_extension("second-opinion.json")
 }
 
 /// A bundle's second-opinion head (`<bundle>.second-opinion.json`).

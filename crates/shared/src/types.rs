@@ -83,6 +83,11 @@ pub struct Decision {
 }
 
 impl ForwardReason {
+    /// The kinds the edge may keep instead of forwarding
+    /// ([`crate::gate::GateConfig::keep_at_edge`]): those with candidates
+    /// to keep. An e-mail with no text has none.
+    pub const KEEPABLE_KINDS: [&'static str; 2] = ["low_margin", "confusable_siblings"];
+
     /// The reason's name, as in JSON (`low_margin`, `confusable_siblings`,
     /// `empty_text`).
     pub fn kind(&self) -> &'static str {
@@ -164,6 +169,11 @@ mod tests {
         ] {
             let json = serde_json::to_value(&reason).expect("serialises");
             assert_eq!(json["kind"], reason.kind());
+            // Every kind with candidates may be kept at the edge; no other.
+            assert_eq!(
+                ForwardReason::KEEPABLE_KINDS.contains(&reason.kind()),
+                reason != ForwardReason::EmptyText
+            );
         }
     }
 

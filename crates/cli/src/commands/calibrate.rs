@@ -50,6 +50,13 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         (None, None) => Target::ForwardRate(0.15),
     };
     let mut classifier = load_classifier(&args.bundle, &args.model)?;
+    let kept = &classifier.bundle().gate.keep_at_edge;
+    if !kept.is_empty() {
+        eprintln!(
+            "the edge forwards {} e-mails again: new thresholds need a new fusion (mailsort calibrate-fusion --keep-at-edge)",
+            kept.join(" and ")
+        );
+    }
     if let Some(k) = args.top_k {
         classifier.bundle_mut().gate.top_k = k.into();
     }

@@ -69,7 +69,7 @@ pub fn run(args: SecondOpinionArgs) -> Result<()> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| args.bundle.with_extension("second-opinion.json"));
+        .unwrap_or_else(|| mailsort_shared::second_opinion::head_path(&args.bundle));
     let text = serde_json::to_string(&file)?;
     fs::write(&out, text + "\n").with_context(|| format!("cannot write {}", out.display()))?;
     eprintln!(
